@@ -1,0 +1,87 @@
+# slack-oauth-fcgi — plain make. `make`, `make test`, `make demo`, `make install`.
+
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc/slack-oauth
+CGIDIR     ?= cgi-bin
+BINDIR     ?= bin
+BUILD      ?= build
+DESTDIR    ?=
+
+CC      ?= cc
+PKGS_INSTALL  = fcgi sqlite3
+PKGS_REDIRECT = fcgi sqlite3 libcurl libcjson
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+	   -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers \
+	   -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE \
+	   -Iinclude -DSYSCONFDIR='"$(SYSCONFDIR)"'
+LDFLAGS += -pie -Wl,-z,relro,-z,now -Wl,--as-needed
+ifeq ($(SAN),1)
+CFLAGS  := $(filter-out -D_FORTIFY_SOURCE=2 -O2,$(CFLAGS)) -O1 \
+	   -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+COMMON   = buf util sha256 log conf req resp html page db state serve
+INSTALL  = $(COMMON) install main_install
+REDIRECT = $(COMMON) store slack redirect main_redirect
+LIBOBJ   = $(COMMON) install store slack redirect
+
+obj = $(patsubst %,$(BUILD)/obj/%.o,$(1))
+
+LIBS_INSTALL  := $(shell pkg-config --libs $(PKGS_INSTALL) 2>/dev/null || echo -lfcgi -lsqlite3)
+LIBS_REDIRECT := $(shell pkg-config --libs $(PKGS_REDIRECT) 2>/dev/null || echo -lfcgi -lsqlite3 -lcurl -lcjson)
+PKG_CFLAGS    := $(shell pkg-config --cflags $(PKGS_REDIRECT) 2>/dev/null)
+
+all: $(CGIDIR)/slack-install $(CGIDIR)/slack-oauth-redirect
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj:
+	mkdir -p $@
+
+$(CGIDIR)/slack-install: $(call obj,$(INSTALL))
+	@mkdir -p $(CGIDIR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_INSTALL)
+
+$(CGIDIR)/slack-oauth-redirect: $(call obj,$(REDIRECT))
+	@mkdir -p $(CGIDIR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_REDIRECT)
+
+# Unit tests link the modules without any main().
+$(BUILD)/unit: tests/unit.c tests/t.h $(call obj,$(LIBOBJ))
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests $(LDFLAGS) -o $@ tests/unit.c \
+		$(call obj,$(LIBOBJ)) $(LIBS_REDIRECT)
+
+unit: $(BUILD)/unit
+
+# Packages the build and the tests need, installed when missing (Debian 12).
+DEPS = build-essential pkg-config libfcgi-dev libcurl4-openssl-dev libcjson-dev \
+       libsqlite3-dev python3 spawn-fcgi valgrind sqlite3 ca-certificates
+
+deps:
+	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+test: deps
+	$(MAKE) all unit
+	$(MAKE) BUILD=build/asan CGIDIR=build/asan/cgi-bin SAN=1 all unit
+	python3 tests/run.py
+
+clean:
+	rm -rf $(BUILD) $(CGIDIR)/slack-install $(CGIDIR)/slack-oauth-redirect
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib/cgi-bin $(DESTDIR)$(SYSCONFDIR)
+	install -m 0755 $(CGIDIR)/slack-install $(CGIDIR)/slack-oauth-redirect \
+		$(DESTDIR)$(PREFIX)/lib/cgi-bin/
+
+.PHONY: all unit deps test clean install

@@ -1,0 +1,67 @@
+/* Settings: request parameters > process environment > config file >
+ * defaults, validated as a whole. Never read from HTTP_* variables. */
+#ifndef CONF_H
+#define CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum conf_key {
+	CONF_CLIENT_ID,
+	CONF_CLIENT_SECRET,
+	CONF_SCOPES,
+	CONF_USER_SCOPES,
+	CONF_REDIRECT_URI,
+	CONF_DB,
+	CONF_STATE_TTL,
+	CONF_DIRECT_INSTALL,
+	CONF_SUCCESS_URL,
+	CONF_FAILURE_URL,
+	CONF_INSTALL_URL,
+	CONF_STATE_COOKIE,
+	CONF_AUTHORIZE_URL,
+	CONF_API_URL,
+	CONF_HTTP_TIMEOUT,
+	CONF_HTTPS_PROXY,
+	CONF__MAX
+};
+
+/* What a program cannot do without. */
+#define CONF_NEED_SCOPES 0x01 /* the install endpoint */
+#define CONF_NEED_SECRET 0x02 /* the redirect endpoint, the admin command */
+
+struct conf {
+	char *v[CONF__MAX]; /* owned, validated; NULL when unset */
+	int64_t ttl;        /* SLACK_STATE_TTL */
+	long timeout;       /* SLACK_HTTP_TIMEOUT */
+	int direct;         /* SLACK_DIRECT_INSTALL */
+};
+
+/* Looks a name up among the request's parameters; NULL when absent. */
+typedef const char *(*conf_param_fn)(void *ctx, const char *name);
+
+/* Fills c from param (may be NULL), the process environment, the config
+ * file and the defaults. Returns 0, or -1 with err naming the first bad
+ * key, or the file and line, never a value; c then still holds every
+ * value that was valid. Always conf_free c afterwards. */
+int conf_load(struct conf *c, conf_param_fn param, void *ctx, int need,
+    char *err, size_t errlen);
+
+/* Wipes and frees what conf_load copied. */
+void conf_free(struct conf *);
+
+/* The name of a key, "SLACK_CLIENT_ID" for CONF_CLIENT_ID. */
+const char *conf_name(enum conf_key);
+
+/* Validators, exposed for tests: 1 if s is acceptable, else 0. */
+int conf_valid_scopes(const char *s);
+int conf_valid_page_url(const char *s);  /* http(s) URL or "/path" */
+int conf_valid_slack_url(const char *s); /* https, or http on loopback */
+int conf_valid_cookie_name(const char *s);
+
+/* Parses config file text (untrusted) into vals[CONF__MAX] (owned copies).
+ * Returns 0, or -1 with err "<path>:<line>: <problem>". */
+int conf_parse_file(const char *path, const char *text, size_t len,
+    char *vals[CONF__MAX], char *err, size_t errlen);
+
+#endif

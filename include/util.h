@@ -1,0 +1,57 @@
+/* Small, strict helpers shared by every program. */
+#ifndef UTIL_H
+#define UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf;
+
+/* Returns 1 if a and b hold the same bytes, else 0. Time depends only on
+ * the lengths, never on where the strings differ. */
+int ct_streq(const char *a, const char *b);
+
+/* Fills p with n bytes from the kernel's CSPRNG (getrandom). 0 or -1. */
+int rand_bytes(void *p, size_t n);
+
+/* Writes the base64url form of n bytes, without padding, NUL-terminated,
+ * into out, which holds at least B64URL_LEN(n) + 1 bytes. Returns its length. */
+#define B64URL_LEN(n) (((n) * 4 + 2) / 3)
+size_t b64url_encode(const unsigned char *in, size_t n, char *out);
+
+/* Decodes unpadded base64url s (untrusted). Returns the byte count, or -1
+ * on a bad character, a bad length, non-zero trailing bits or more than
+ * cap bytes. */
+long b64url_decode(const char *s, unsigned char *out, size_t cap);
+
+/* Parses s as a decimal integer in [min, max] with nothing around it.
+ * Returns 0 and sets *out, or -1. */
+int num_parse(const char *s, long long min, long long max, long long *out);
+
+/* Decodes n bytes of form-encoded s (untrusted): %XX escapes, '+' as space.
+ * Refuses bad escapes, NUL and control bytes (< 0x20, 0x7f), and results
+ * longer than cap - 1 bytes. Returns the length (out NUL-terminated) or -1. */
+long pct_decode(const char *s, size_t n, char *out, size_t cap);
+
+/* Appends s percent-encoded (all but ALPHA DIGIT - . _ ~). 0 or -1. */
+int pct_encode(struct buf *, const char *s);
+
+/* Returns 1 if s holds a byte < 0x20 or 0x7f, else 0. */
+int has_ctl(const char *s);
+
+/* Returns 1 if every byte of s is printable ASCII other than space, and s
+ * is 1..max bytes long. */
+int is_token_ascii(const char *s, size_t max);
+
+/* Unix seconds now; milliseconds of a monotonic clock. */
+int64_t now_unix(void);
+double now_ms(void);
+
+/* Writes now in UTC as "YYYY-MM-DD HH:MM:SS.ffffff" into out[27]. */
+void utc_stamp(char out[27]);
+
+/* strdup that returns NULL for NULL; free after wiping, for secrets. */
+char *xstrdup(const char *);
+void free_secret(char *);
+
+#endif

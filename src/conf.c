@@ -1,0 +1,531 @@
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "lim.h"
+#include "util.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc/slack-oauth"
+#endif
+#define CONF_FILE SYSCONFDIR "/slack-oauth.conf"
+
+static int valid_client_id(const char *);
+static int valid_secret(const char *);
+static int valid_redirect_uri(const char *);
+static int valid_path(const char *);
+static int valid_ttl(const char *);
+static int valid_bool(const char *);
+static int valid_timeout(const char *);
+static int valid_proxy(const char *);
+
+static const struct {
+	const char *name;
+	const char *def;
+	int (*valid)(const char *);
+	const char *want; /* what a valid value is, for the log */
+} keys[CONF__MAX] = {
+	[CONF_CLIENT_ID] = { "SLACK_CLIENT_ID", NULL, valid_client_id,
+	    "printable ASCII without spaces, at most 64 bytes" },
+	[CONF_CLIENT_SECRET] = { "SLACK_CLIENT_SECRET", NULL, valid_secret,
+	    "printable ASCII without spaces" },
+	[CONF_SCOPES] = { "SLACK_SCOPES", NULL, conf_valid_scopes,
+	    "comma-separated scopes of [a-z0-9:._-]" },
+	[CONF_USER_SCOPES] = { "SLACK_USER_SCOPES", NULL, conf_valid_scopes,
+	    "comma-separated scopes of [a-z0-9:._-]" },
+	[CONF_REDIRECT_URI] = { "SLACK_REDIRECT_URI", NULL, valid_redirect_uri,
+	    "an absolute http(s) URL without a fragment" },
+	[CONF_DB] = { "SLACK_OAUTH_DB", "/var/lib/slack-oauth/slack-oauth.db",
+	    valid_path, "a file path" },
+	[CONF_STATE_TTL] = { "SLACK_STATE_TTL", "600", valid_ttl,
+	    "an integer from 1 to 3600" },
+	[CONF_DIRECT_INSTALL] = { "SLACK_DIRECT_INSTALL", "0", valid_bool,
+	    "0/1, yes/no, on/off or true/false" },
+	[CONF_SUCCESS_URL] = { "SLACK_SUCCESS_URL", NULL, conf_valid_page_url,
+	    "an absolute http(s) URL or a path starting with one /" },
+	[CONF_FAILURE_URL] = { "SLACK_FAILURE_URL", NULL, conf_valid_page_url,
+	    "an absolute http(s) URL or a path starting with one /" },
+	[CONF_INSTALL_URL] = { "SLACK_INSTALL_URL", "/slack/install",
+	    conf_valid_page_url,
+	    "an absolute http(s) URL or a path starting with one /" },
+	[CONF_STATE_COOKIE] = { "SLACK_STATE_COOKIE", "slack-app-oauth-state",
+	    conf_valid_cookie_name, "RFC 6265 token characters, at most 64" },
+	[CONF_AUTHORIZE_URL] = { "SLACK_AUTHORIZE_URL",
+	    "https://slack.com/oauth/v2/authorize", conf_valid_slack_url,
+	    "an https URL (http only on a loopback host), no query" },
+	[CONF_API_URL] = { "SLACK_API_URL", "https://slack.com/api/",
+	    conf_valid_slack_url,
+	    "an https URL (http only on a loopback host), no query" },
+	[CONF_HTTP_TIMEOUT] = { "SLACK_HTTP_TIMEOUT", "10", valid_timeout,
+	    "an integer from 1 to 120" },
+	[CONF_HTTPS_PROXY] = { "SLACK_HTTPS_PROXY", NULL, valid_proxy,
+	    "an http(s):// or socks5h:// proxy URL" },
+};
+
+const char *
+conf_name(enum conf_key k)
+{
+	return keys[k].name;
+}
+
+static int
+valid_client_id(const char *s)
+{
+	return is_token_ascii(s, LIM_CLIENT_ID);
+}
+
+static int
+valid_secret(const char *s)
+{
+	return is_token_ascii(s, 256);
+}
+
+int
+conf_valid_scopes(const char *s)
+{
+	int n = 0;
+
+	for (;; s++) {
+		if ((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+		    *s == ':' || *s == '.' || *s == '_' || *s == '-')
+			n++;
+		else if ((*s == ',' || *s == '\0') && n > 0)
+			n = 0;
+		else
+			return 0;
+		if (*s == '\0')
+			return 1;
+	}
+}
+
+/* The characters RFC 3986 allows anywhere in a URI. */
+static int
+uri_chars(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || strchr("-._~:/?#[]@!$&'()*+,;=%", *s)))
+			return 0;
+	return 1;
+}
+
+struct url {
+	int https;
+	const char *host; /* the authority, up to hostlen bytes */
+	size_t hostlen;
+	const char *rest; /* from the path on */
+};
+
+/* Splits an absolute http(s) URL; 0, or -1 when it is not one. Userinfo
+ * is refused: it would hide the real host from a reader. */
+static int
+url_split(const char *s, struct url *u)
+{
+	if (strlen(s) > LIM_CONF_VALUE || !uri_chars(s))
+		return -1;
+	if (strncmp(s, "https://", 8) == 0)
+		u->https = 1, s += 8;
+	else if (strncmp(s, "http://", 7) == 0)
+		u->https = 0, s += 7;
+	else
+		return -1;
+	u->host = s;
+	u->hostlen = strcspn(s, "/?#");
+	u->rest = s + u->hostlen;
+	if (u->hostlen == 0 || memchr(u->host, '@', u->hostlen) != NULL)
+		return -1;
+	return 0;
+}
+
+static int
+is_loopback(const struct url *u)
+{
+	char h[256];
+	size_t n = u->hostlen;
+	const char *colon;
+	int a, b, c, d, used = 0;
+
+	if (n >= sizeof(h))
+		return 0;
+	memcpy(h, u->host, n);
+	h[n] = '\0';
+	if (h[0] == '[')
+		return strncmp(h, "[::1]", 5) == 0 && (h[5] == '\0' || h[5] == ':');
+	if ((colon = strchr(h, ':')) != NULL)
+		h[colon - h] = '\0';
+	if (strcasecmp(h, "localhost") == 0)
+		return 1;
+	if (sscanf(h, "%3d.%3d.%3d.%3d%n", &a, &b, &c, &d, &used) == 4 &&
+	    h[used] == '\0')
+		return a == 127 && b >= 0 && b < 256 && c >= 0 && c < 256 &&
+		    d >= 0 && d < 256;
+	return 0;
+}
+
+int
+conf_valid_slack_url(const char *s)
+{
+	struct url u;
+
+	if (url_split(s, &u) == -1 || strpbrk(u.rest, "?#") != NULL)
+		return 0;
+	return u.https || is_loopback(&u);
+}
+
+static int
+valid_redirect_uri(const char *s)
+{
+	struct url u;
+
+	return url_split(s, &u) == 0 && strchr(s, '#') == NULL;
+}
+
+int
+conf_valid_page_url(const char *s)
+{
+	struct url u;
+
+	if (s[0] == '/')
+		return s[1] != '/' && strlen(s) <= LIM_CONF_VALUE && uri_chars(s);
+	return url_split(s, &u) == 0;
+}
+
+int
+conf_valid_cookie_name(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++, n++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s)))
+			return 0;
+	return n >= 1 && n <= LIM_COOKIE_NAME;
+}
+
+static int
+valid_path(const char *s)
+{
+	return *s != '\0' && strlen(s) <= LIM_CONF_VALUE;
+}
+
+static int
+valid_ttl(const char *s)
+{
+	long long v;
+
+	return num_parse(s, 1, LIM_TTL_MAX, &v) == 0;
+}
+
+static int
+valid_timeout(const char *s)
+{
+	long long v;
+
+	return num_parse(s, 1, LIM_TIMEOUT_MAX, &v) == 0;
+}
+
+/* Returns 1 for a true word, 0 for a false one, -1 for anything else. */
+static int
+parse_bool(const char *s)
+{
+	static const char *const t[] = { "1", "yes", "on", "true" };
+	static const char *const f[] = { "0", "no", "off", "false" };
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		if (strcasecmp(s, t[i]) == 0)
+			return 1;
+		if (strcasecmp(s, f[i]) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+static int
+valid_bool(const char *s)
+{
+	return parse_bool(s) != -1;
+}
+
+static int
+valid_proxy(const char *s)
+{
+	return uri_chars(s) && strlen(s) <= LIM_CONF_VALUE &&
+	    (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0 ||
+	    strncmp(s, "socks5h://", 10) == 0);
+}
+
+static int
+key_index(const char *name, size_t n)
+{
+	int k;
+
+	for (k = 0; k < CONF__MAX; k++)
+		if (strlen(keys[k].name) == n && memcmp(keys[k].name, name, n) == 0)
+			return k;
+	return -1;
+}
+
+static void
+free_vals(char *vals[CONF__MAX])
+{
+	int k;
+
+	for (k = 0; k < CONF__MAX; k++) {
+		free_secret(vals[k]);
+		vals[k] = NULL;
+	}
+}
+
+int
+conf_parse_file(const char *path, const char *text, size_t len,
+    char *vals[CONF__MAX], char *err, size_t errlen)
+{
+	const char *p = text, *end = text + len, *eol, *s, *e, *eq;
+	const char *why = NULL;
+	size_t lineno = 0;
+	int k;
+
+	for (k = 0; k < CONF__MAX; k++)
+		vals[k] = NULL;
+	if (memchr(text, '\0', len) != NULL) {
+		snprintf(err, errlen, "%s: holds a NUL byte", path);
+		return -1;
+	}
+	for (; p < end; p = eol + 1) {
+		lineno++;
+		if ((eol = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			eol = end;
+		s = p, e = eol;
+		while (s < e && (*s == ' ' || *s == '\t'))
+			s++;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+			e--;
+		if (s == e || *s == '#')
+			continue;
+		if ((size_t)(e - s) > LIM_CONF_LINE) {
+			why = "line too long";
+			goto fail;
+		}
+		if ((eq = memchr(s, '=', (size_t)(e - s))) == NULL) {
+			why = "expected KEY = value";
+			goto fail;
+		}
+		const char *ke = eq, *vs = eq + 1;
+		while (ke > s && (ke[-1] == ' ' || ke[-1] == '\t'))
+			ke--;
+		while (vs < e && (*vs == ' ' || *vs == '\t'))
+			vs++;
+		if ((k = key_index(s, (size_t)(ke - s))) == -1) {
+			why = "unknown key";
+			goto fail;
+		}
+		if (vals[k] != NULL) {
+			why = "key given twice";
+			goto fail;
+		}
+		if ((vals[k] = strndup(vs, (size_t)(e - vs))) == NULL) {
+			why = "out of memory";
+			goto fail;
+		}
+		if (has_ctl(vals[k])) {
+			why = "control character in value";
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "%s:%zu: %s", path, lineno, why);
+	free_vals(vals);
+	return -1;
+}
+
+/* The config file, parsed once and again only when it changes. */
+static struct {
+	char *path;
+	int loaded; /* 1: vals and status below describe path as stat'd */
+	dev_t dev;
+	ino_t ino;
+	struct timespec mtime;
+	off_t size;
+	mode_t mode;
+	char *vals[CONF__MAX];
+	int failed;
+	char errmsg[512];
+} file;
+
+/* Makes the file cache describe path. Returns 0, or -1 with err set. */
+static int
+file_load(const char *path, int must_exist, char *err, size_t errlen)
+{
+	struct stat st;
+	char *text = NULL;
+	ssize_t r;
+	size_t got = 0;
+	int fd = -1, rc = -1;
+
+	if (stat(path, &st) == -1) {
+		if (errno == ENOENT && !must_exist) {
+			free_vals(file.vals);
+			file.loaded = 0;
+			return 0;
+		}
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (file.loaded && file.path != NULL && strcmp(file.path, path) == 0 &&
+	    file.dev == st.st_dev && file.ino == st.st_ino &&
+	    file.size == st.st_size && file.mode == st.st_mode &&
+	    file.mtime.tv_sec == st.st_mtim.tv_sec &&
+	    file.mtime.tv_nsec == st.st_mtim.tv_nsec) {
+		if (file.failed)
+			snprintf(err, errlen, "%s", file.errmsg);
+		return file.failed ? -1 : 0;
+	}
+
+	free_vals(file.vals);
+	file.loaded = 0;
+	file.failed = 1;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 || fstat(fd, &st) == -1) {
+		snprintf(file.errmsg, sizeof(file.errmsg), "%s: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > LIM_CONF_FILE) {
+		snprintf(file.errmsg, sizeof(file.errmsg),
+		    "%s: not a regular file of at most %d bytes", path, LIM_CONF_FILE);
+		goto out;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(file.errmsg, sizeof(file.errmsg),
+		    "%s: refused: writable by group or others (chmod 0640)", path);
+		goto out;
+	}
+	if ((text = malloc((size_t)st.st_size + 1)) == NULL)
+		goto out;
+	while (got < (size_t)st.st_size &&
+	    (r = read(fd, text + got, (size_t)st.st_size - got)) > 0)
+		got += (size_t)r;
+	if (conf_parse_file(path, text, got, file.vals, file.errmsg,
+	    sizeof(file.errmsg)) == -1)
+		goto out;
+	if (file.vals[CONF_CLIENT_SECRET] != NULL && (st.st_mode & S_IROTH)) {
+		free_vals(file.vals);
+		snprintf(file.errmsg, sizeof(file.errmsg),
+		    "%s: refused: holds SLACK_CLIENT_SECRET and is readable by "
+		    "others (chmod 0640)", path);
+		goto out;
+	}
+	file.failed = 0;
+	file.errmsg[0] = '\0';
+out:
+	if (text != NULL) {
+		explicit_bzero(text, (size_t)st.st_size + 1);
+		free(text);
+	}
+	if (fd != -1)
+		close(fd);
+	free(file.path);
+	file.path = strdup(path);
+	file.loaded = file.path != NULL;
+	file.dev = st.st_dev, file.ino = st.st_ino, file.size = st.st_size;
+	file.mode = st.st_mode, file.mtime = st.st_mtim;
+	if (file.failed) {
+		free_vals(file.vals);
+		snprintf(err, errlen, "%s", file.errmsg);
+	}
+	rc = file.failed ? -1 : 0;
+	return rc;
+}
+
+/* The first non-empty value of name among the request and the process. */
+static const char *
+lookup(conf_param_fn param, void *ctx, const char *name)
+{
+	const char *v;
+
+	if (param != NULL && (v = param(ctx, name)) != NULL && *v != '\0')
+		return v;
+	if ((v = getenv(name)) != NULL && *v != '\0')
+		return v;
+	return NULL;
+}
+
+int
+conf_load(struct conf *c, conf_param_fn param, void *ctx, int need, char *err,
+    size_t errlen)
+{
+	const char *path, *v;
+	long long n;
+	int k, explicit, rc = 0, have_file;
+
+	memset(c, 0, sizeof(*c));
+	err[0] = '\0';
+	explicit = (path = lookup(param, ctx, "SLACK_OAUTH_CONFIG")) != NULL;
+	if (!explicit)
+		path = CONF_FILE;
+	if (file_load(path, explicit, err, errlen) == -1)
+		rc = -1;
+	have_file = rc == 0 && file.loaded;
+
+	/* Every key is resolved even after a failure, so that a caller can
+	 * still clear the state cookie it names. */
+	for (k = 0; k < CONF__MAX; k++) {
+		if ((v = lookup(param, ctx, keys[k].name)) == NULL &&
+		    (!have_file || (v = file.vals[k]) == NULL || *v == '\0'))
+			v = keys[k].def;
+		if (v == NULL)
+			continue;
+		if (has_ctl(v) || !keys[k].valid(v)) {
+			if (rc == 0)
+				snprintf(err, errlen, "%s: invalid: want %s",
+				    keys[k].name, keys[k].want);
+			rc = -1;
+			continue;
+		}
+		if ((c->v[k] = strdup(v)) == NULL && rc == 0) {
+			snprintf(err, errlen, "out of memory");
+			rc = -1;
+		}
+	}
+	if (rc == -1)
+		return -1;
+	if (c->v[CONF_CLIENT_ID] == NULL) {
+		snprintf(err, errlen, "SLACK_CLIENT_ID: missing");
+		return -1;
+	}
+	if ((need & CONF_NEED_SECRET) && c->v[CONF_CLIENT_SECRET] == NULL) {
+		snprintf(err, errlen, "SLACK_CLIENT_SECRET: missing");
+		return -1;
+	}
+	if ((need & CONF_NEED_SCOPES) && c->v[CONF_SCOPES] == NULL &&
+	    c->v[CONF_USER_SCOPES] == NULL) {
+		snprintf(err, errlen, "SLACK_SCOPES: missing (set it, "
+		    "SLACK_USER_SCOPES, or both)");
+		return -1;
+	}
+	num_parse(c->v[CONF_STATE_TTL], 1, LIM_TTL_MAX, &n);
+	c->ttl = n;
+	num_parse(c->v[CONF_HTTP_TIMEOUT], 1, LIM_TIMEOUT_MAX, &n);
+	c->timeout = (long)n;
+	c->direct = parse_bool(c->v[CONF_DIRECT_INSTALL]);
+	return 0;
+}
+
+void
+conf_free(struct conf *c)
+{
+	int k;
+
+	for (k = 0; k < CONF__MAX; k++) {
+		free_secret(c->v[k]);
+		c->v[k] = NULL;
+	}
+}

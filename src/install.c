@@ -1,0 +1,127 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "db.h"
+#include "handlers.h"
+#include "lim.h"
+#include "page.h"
+#include "req.h"
+#include "state.h"
+#include "util.h"
+
+static const char install_page[] =
+    "<p>Connect this app to your Slack workspace. Slack will ask you to pick "
+    "a workspace and to approve what the app may do there.</p>\n"
+    "<p><a href=\"%s\"><img alt=\"Add to Slack\" height=\"40\" width=\"139\" "
+    "src=\"https://platform.slack-edge.com/img/add_to_slack.png\" "
+    "srcset=\"https://platform.slack-edge.com/img/add_to_slack.png 1x, "
+    "https://platform.slack-edge.com/img/add_to_slack@2x.png 2x\"></a></p>\n"
+    "<p class=\"small\">This link can be used once, within %s minutes.</p>\n";
+
+/* ^[TE][A-Z0-9]{2,20}$ */
+static int
+team_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 3 || n > LIM_TEAM || (s[0] != 'T' && s[0] != 'E'))
+		return 0;
+	return strspn(s + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") == n - 1;
+}
+
+/* Appends "&name=" and value percent-encoded. */
+static int
+add_param(struct buf *u, const char *name, const char *value)
+{
+	if (value == NULL)
+		return 0;
+	if (buf_putc(u, u->len == 0 || strchr(buf_str(u), '?') == NULL ? '?' : '&') ||
+	    buf_puts(u, name) || buf_putc(u, '=') || pct_encode(u, value))
+		return -1;
+	return 0;
+}
+
+void
+handle_install(struct ctx *c)
+{
+	struct conf conf;
+	struct req req;
+	struct buf url;
+	struct db *db;
+	char err[512], state[STATE_CHARS + 1], minutes[32];
+	const char *team;
+	enum req_err rerr;
+	enum state_res sr;
+	int confrc, rc;
+
+	buf_init(&url, LIM_HEADERS - 512);
+	state[0] = '\0';
+	confrc = conf_load(&conf, c->param, c->pctx, CONF_NEED_SCOPES, err,
+	    sizeof(err));
+	rerr = req_parse(&req, ctx_var(c, "REQUEST_METHOD"),
+	    ctx_var(c, "QUERY_STRING"), NULL, NULL, REQ_KEYS_INSTALL);
+
+	if (req.method == REQ_OTHER) {
+		page_method(c, "GET, HEAD");
+		goto out;
+	}
+	c->resp.no_body = req.method == REQ_HEAD;
+	if (confrc == -1) {
+		page_not_configured(c, err);
+		goto out;
+	}
+	team = req.q[REQ_TEAM];
+	if (team != NULL && *team == '\0')
+		team = NULL;
+	if (rerr != REQ_OK || (team != NULL && !team_ok(team))) {
+		c->outcome = "invalid_request";
+		ctx_detail(c, rerr == REQ_ERR_REPEATED ? "repeated query key" :
+		    rerr != REQ_OK ? "malformed query" : "team is not a Slack id");
+		page(c, 400, "Bad request",
+		    "<p>This installation link is malformed.</p>\n"
+		    "<p><a class=\"button\" href=\"%s\">Start again</a></p>\n",
+		    conf.v[CONF_INSTALL_URL]);
+		goto out;
+	}
+
+	if ((db = db_get(conf.v[CONF_DB], &rc, err, sizeof(err))) == NULL) {
+		page_unavailable(c, rc == DB_BUSY, err);
+		goto out;
+	}
+	if ((sr = state_issue(db, conf.v[CONF_CLIENT_ID], conf.ttl, state)) !=
+	    STATE_OK) {
+		page_unavailable(c, sr == STATE_BUSY, db_errmsg(db));
+		goto out;
+	}
+
+	buf_puts(&url, conf.v[CONF_AUTHORIZE_URL]);
+	if (add_param(&url, "client_id", conf.v[CONF_CLIENT_ID]) ||
+	    add_param(&url, "scope", conf.v[CONF_SCOPES]) ||
+	    add_param(&url, "user_scope", conf.v[CONF_USER_SCOPES]) ||
+	    add_param(&url, "redirect_uri", conf.v[CONF_REDIRECT_URI]) ||
+	    add_param(&url, "state", state) || add_param(&url, "team", team)) {
+		page_unavailable(c, 0, "authorize URL too long");
+		goto out;
+	}
+	if (resp_cookie(&c->resp, conf.v[CONF_STATE_COOKIE], state, (long)conf.ttl)) {
+		page_unavailable(c, 0, "cannot set the state cookie");
+		goto out;
+	}
+	if (conf.direct) {
+		if (resp_redirect(&c->resp, buf_str(&url)) == -1) {
+			resp_reset(&c->resp);
+			page_unavailable(c, 0, "authorize URL refused as a header");
+		}
+		goto out;
+	}
+	snprintf(minutes, sizeof(minutes), "%lld",
+	    (long long)(conf.ttl + 59) / 60);
+	page(c, 200, "Add this app to Slack", install_page, buf_str(&url), minutes);
+out:
+	explicit_bzero(state, sizeof(state));
+	buf_wipe(&url);
+	req_free(&req);
+	conf_free(&conf);
+}

@@ -1,0 +1,104 @@
+#include <sys/stat.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fcgiapp.h>
+
+#include "db.h"
+#include "log.h"
+#include "serve.h"
+#include "util.h"
+
+static const char *
+cgi_param(void *unused, const char *name)
+{
+	(void)unused;
+	return getenv(name);
+}
+
+static const char *
+fcgi_param(void *arg, const char *name)
+{
+	FCGX_Request *rq = arg;
+
+	return FCGX_GetParam(name, rq->envp);
+}
+
+const char *
+ctx_var(struct ctx *c, const char *name)
+{
+	return c->param(c->pctx, name);
+}
+
+/* Writes the response as CGI: a Status header, the headers, the body. */
+typedef int (*put_fn)(void *, const char *, size_t);
+
+static int
+cgi_put(void *unused, const char *p, size_t n)
+{
+	(void)unused;
+	return fwrite(p, 1, n, stdout) == n ? 0 : -1;
+}
+
+static int
+fcgi_put(void *arg, const char *p, size_t n)
+{
+	FCGX_Request *rq = arg;
+
+	return FCGX_PutStr(p, (int)n, rq->out) == (int)n ? 0 : -1;
+}
+
+static void
+one(handler_fn h, conf_param_fn param, void *pctx, put_fn put, void *out)
+{
+	struct ctx c;
+	char status[64];
+	double t0 = now_ms();
+
+	memset(&c, 0, sizeof(c));
+	c.param = param;
+	c.pctx = pctx;
+	c.outcome = "ok";
+	resp_init(&c.resp);
+	h(&c);
+	snprintf(status, sizeof(status), "Status: %d %s\r\n", c.resp.status,
+	    resp_reason(c.resp.status));
+	if (put(out, status, strlen(status)) == 0 &&
+	    put(out, c.resp.head.p, c.resp.head.len) == 0 &&
+	    put(out, "\r\n", 2) == 0 && !c.resp.no_body && c.resp.body.len > 0)
+		put(out, c.resp.body.p, c.resp.body.len);
+	log_request(c.outcome, c.resp.status, c.team, c.enterprise, now_ms() - t0,
+	    c.detail);
+	resp_free(&c.resp);
+}
+
+int
+serve(const char *prog, handler_fn h)
+{
+	FCGX_Request rq;
+
+	log_init(prog);
+	umask(077); /* the database and its journals: 0600 */
+	signal(SIGPIPE, SIG_IGN);
+
+	if (FCGX_IsCGI()) {
+		one(h, cgi_param, NULL, cgi_put, NULL);
+		fflush(stdout);
+		db_release();
+		return 0;
+	}
+	if (FCGX_Init() != 0 || FCGX_InitRequest(&rq, 0, 0) != 0) {
+		log_warn("cannot start FastCGI");
+		return 1;
+	}
+	while (FCGX_Accept_r(&rq) >= 0) {
+		one(h, fcgi_param, &rq, fcgi_put, &rq);
+		FCGX_Finish_r(&rq);
+	}
+	FCGX_Free(&rq, 1);
+	db_release();
+	return 0;
+}
