@@ -44,6 +44,8 @@ resp_header(struct resp *r, const char *name, const char *value)
 	const char *p;
 	size_t mark = r->head.len;
 
+	if (*name == '\0')
+		return -1;
 	for (p = name; *p != '\0'; p++)
 		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
 		    (*p >= '0' && *p <= '9') || *p == '-'))
@@ -51,7 +53,7 @@ resp_header(struct resp *r, const char *name, const char *value)
 	for (p = value; *p != '\0'; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			return -1;
-	if (p == name || buf_puts(&r->head, name) == -1 ||
+	if (buf_puts(&r->head, name) == -1 ||
 	    buf_add(&r->head, ": ", 2) == -1 || buf_puts(&r->head, value) == -1 ||
 	    buf_add(&r->head, "\r\n", 2) == -1) {
 		r->head.len = mark;

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Runs every test suite of `make test` and prints one closing line,
+`N passed, N failed`. A suite that crashes or prints no count counts as
+one failure. Output of the suites is passed through as it comes."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COUNT = re.compile(r"(\d+) passed, (\d+) failed")
+
+VALGRIND = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+            "--errors-for-leak-kinds=definite,indirect"]
+
+SUITES = [
+    ("unit", ["build/unit"], {}),
+    ("unit under ASan+UBSan", ["build/asan/unit"], {}),
+    ("unit under valgrind", VALGRIND + ["build/unit"], {}),
+    ("end-to-end", [sys.executable, "tests/e2e.py"], {"CGI_BIN": "cgi-bin"}),
+    ("end-to-end under ASan+UBSan", [sys.executable, "tests/e2e.py"],
+     {"CGI_BIN": "build/asan/cgi-bin"}),
+]
+
+
+def run(name, argv, extra):
+    env = dict(os.environ, **extra)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    print(f"=== {name}", flush=True)
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, errors="replace")
+    last = None
+    for line in p.stdout:
+        sys.stdout.write(line)
+        m = COUNT.search(line)
+        if m:
+            last = (int(m.group(1)), int(m.group(2)))
+    rc = p.wait()
+    took = time.monotonic() - t0
+    if last is None:
+        print(f"=== {name}: no count (exit {rc}): counted as 1 failure")
+        return 0, 1
+    passed, failed = last
+    if rc != 0 and failed == 0:
+        print(f"=== {name}: exit {rc} with no failed test: counted as 1 failure")
+        failed = 1
+    print(f"=== {name}: {passed} passed, {failed} failed in {took:.1f}s",
+          flush=True)
+    return passed, failed
+
+
+def main():
+    only = sys.argv[1:]
+    total_p = total_f = 0
+    for name, argv, extra in SUITES:
+        if only and not any(o in name for o in only):
+            continue
+        p, f = run(name, argv, extra)
+        total_p += p
+        total_f += f
+    print(f"{total_p} passed, {total_f} failed")
+    return 1 if total_f else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
