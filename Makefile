@@ -26,7 +26,8 @@ endif
 COMMON   = buf util sha256 log conf req resp html page db state serve
 INSTALL  = $(COMMON) install main_install
 REDIRECT = $(COMMON) store slack redirect main_redirect
-LIBOBJ   = $(COMMON) install store slack redirect
+ADMIN    = buf util sha256 log conf db state store slack admin slack-oauth
+LIBOBJ   = $(COMMON) install store slack redirect admin
 
 obj = $(patsubst %,$(BUILD)/obj/%.o,$(1))
 
@@ -34,7 +35,7 @@ LIBS_INSTALL  := $(shell pkg-config --libs $(PKGS_INSTALL) 2>/dev/null || echo -
 LIBS_REDIRECT := $(shell pkg-config --libs $(PKGS_REDIRECT) 2>/dev/null || echo -lfcgi -lsqlite3 -lcurl -lcjson)
 PKG_CFLAGS    := $(shell pkg-config --cflags $(PKGS_REDIRECT) 2>/dev/null)
 
-all: $(CGIDIR)/slack-install $(CGIDIR)/slack-oauth-redirect
+all: $(CGIDIR)/slack-install $(CGIDIR)/slack-oauth-redirect $(BINDIR)/slack-oauth
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
@@ -48,6 +49,10 @@ $(CGIDIR)/slack-install: $(call obj,$(INSTALL))
 
 $(CGIDIR)/slack-oauth-redirect: $(call obj,$(REDIRECT))
 	@mkdir -p $(CGIDIR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_REDIRECT)
+
+$(BINDIR)/slack-oauth: $(call obj,$(ADMIN))
+	@mkdir -p $(BINDIR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_REDIRECT)
 
 # Unit tests link the modules without any main().
@@ -73,11 +78,12 @@ deps:
 
 test: deps
 	$(MAKE) all unit
-	$(MAKE) BUILD=build/asan CGIDIR=build/asan/cgi-bin SAN=1 all unit
+	$(MAKE) BUILD=build/asan CGIDIR=build/asan/cgi-bin BINDIR=build/asan/bin SAN=1 all unit
 	python3 tests/run.py
 
 clean:
-	rm -rf $(BUILD) $(CGIDIR)/slack-install $(CGIDIR)/slack-oauth-redirect
+	rm -rf $(BUILD) $(CGIDIR)/slack-install $(CGIDIR)/slack-oauth-redirect \
+		$(BINDIR)/slack-oauth
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/cgi-bin $(DESTDIR)$(SYSCONFDIR)

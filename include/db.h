@@ -33,6 +33,18 @@ int db_begin(struct db *);
 int db_commit(struct db *);
 void db_rollback(struct db *);
 
+/* Waits up to ms for a lock, for the admin command (default LIM_BUSY_MS). */
+void db_busy_timeout(struct db *, int ms);
+
+/* What `slack-oauth check` reports of an existing database, read without
+ * writing anything. */
+struct db_info {
+	int version;          /* PRAGMA user_version */
+	char journal[16];     /* PRAGMA journal_mode */
+	int intact;           /* PRAGMA quick_check said ok */
+};
+int db_inspect(const char *path, struct db_info *, char *err, size_t errlen);
+
 /* The last error of the connection, for logs. */
 const char *db_errmsg(struct db *);
 

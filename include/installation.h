@@ -19,6 +19,7 @@ struct installation {
 	char *token_type;
 	char *oauth_response;     /* the whole oauth.v2.access answer */
 	char *auth_test_response; /* the whole auth.test answer, if any */
+	char *installed_at;       /* as stored; set when read back */
 };
 
 /* Wipes and frees every field, leaving the struct zeroed. */

@@ -40,6 +40,26 @@ enum slack_res slack_parse_access(const char *json, size_t len, int64_t now,
 int slack_parse_auth_test(const char *json, size_t len,
     struct installation *in, char *why, size_t whylen);
 
+/* A token rotated by oauth.v2.access with grant_type=refresh_token. */
+struct refreshed {
+	char *token, *refresh_token, *scope; /* owned; secrets */
+	int64_t expires_at;                  /* Unix seconds */
+	char *json;                          /* Slack's whole answer */
+};
+
+/* Spends refresh_token for a new pair. type is "bot" or "user": an answer
+ * for the other kind is refused, as the Python SDK does. */
+enum slack_res slack_refresh(const struct conf *, const char *refresh_token,
+    const char *type, struct refreshed *out, char *why, size_t whylen);
+enum slack_res slack_parse_refresh(const char *json, size_t len, int64_t now,
+    const char *type, struct refreshed *out, char *why, size_t whylen);
+void slack_refreshed_free(struct refreshed *);
+
+/* auth.revoke for token. Returns 0 when the token is revoked now or was
+ * already dead (invalid_auth, token_revoked, token_expired,
+ * account_inactive), else -1 with why set. */
+int slack_revoke(const struct conf *, const char *token, char *why, size_t whylen);
+
 /* Classifies an oauth.v2.access error code. */
 enum slack_res slack_classify(const char *error);
 

@@ -11,4 +11,73 @@ struct installation;
  * DB_BUSY; on failure nothing was written. */
 int store_put(struct db *, const char *client_id, const struct installation *);
 
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Which installation an admin means: an enterprise id (NULL: any, since a
+ * team id is unique across Slack) and a team id ('' for org-wide). */
+struct inst_key {
+	const char *enterprise_id;
+	const char *team_id;
+};
+
+/* Sets k from an id as an administrator types it: "E…" is the org-wide
+ * installation of that enterprise, anything else a team id. */
+void store_key(struct inst_key *k, const char *id);
+
+/* Calls fn with the newest installation of each workspace and org of
+ * client_id, stopping when fn returns non-zero. DB_OK or DB_ERR/DB_BUSY. */
+int store_list(struct db *, const char *client_id,
+    int (*fn)(void *, const struct installation *), void *arg);
+
+/* The number of installation rows of client_id, or -1. */
+long store_count(struct db *, const char *client_id);
+
+/* Copies the newest bot token of k (user_id NULL) or user_id's token into
+ * *token (caller frees with free_secret) and its expiry (0: none) into
+ * *expires_at. Returns 1 found, 0 none, or DB_ERR/DB_BUSY. */
+int store_token(struct db *, const char *client_id, const struct inst_key *k,
+    const char *user_id, char **token, int64_t *expires_at);
+
+/* A token that expires within the refresh window. */
+struct due {
+	char *enterprise_id, *team_id;
+	char *user_id; /* NULL: the bot token */
+};
+
+/* Lists the rotating tokens of client_id whose newest row expires at or
+ * before deadline. DB_OK or DB_ERR/DB_BUSY. */
+int store_due(struct db *, const char *client_id, int64_t deadline,
+    struct due **list, size_t *n);
+void store_due_free(struct due *, size_t n);
+
+/* Re-reads the newest refresh token and expiry of d. 1 found, 0 none,
+ * DB_ERR/DB_BUSY. */
+int store_refresh_token(struct db *, const char *client_id, const struct due *d,
+    char **refresh_token, int64_t *expires_at);
+
+/* Appends the refreshed token as the newest rows (both tables for a bot
+ * token), copying the rest of the newest row, in one transaction. scope may
+ * be NULL (unchanged); json is Slack's answer, kept. */
+int store_refreshed(struct db *, const char *client_id, const struct due *d,
+    const char *token, const char *refresh_token, int64_t expires_at,
+    const char *scope, const char *json);
+
+/* A named lease in the database, so that concurrent processes (and hosts,
+ * with a shared backend) refresh a token once. Returns 1 when taken, 0 when
+ * another holder's lease has not expired, or DB_ERR/DB_BUSY. */
+int store_lock(struct db *, const char *name, int64_t now, int64_t until);
+int store_unlock(struct db *, const char *name);
+
+/* The newest bot token and each user's newest token of k (caller frees
+ * with store_tokens_free). DB_OK or DB_ERR/DB_BUSY. */
+int store_tokens(struct db *, const char *client_id, const struct inst_key *k,
+    char ***tokens, size_t *n);
+void store_tokens_free(char **, size_t n);
+
+/* Deletes every row of k in both tables, as the SDK's delete_all does.
+ * Returns the number of rows deleted, or DB_ERR/DB_BUSY. */
+long store_delete(struct db *, const char *client_id, const struct inst_key *k);
 #endif

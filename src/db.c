@@ -7,6 +7,32 @@
 #include "lim.h"
 #include "util.h"
 
+/* The installation columns, in struct installation's order (store.c reads
+ * them back in this order). */
+#define INSTALLATION_COLS \
+	"id, app_id, enterprise_id, enterprise_name, enterprise_url, team_id, " \
+	"team_name, bot_token, bot_id, bot_user_id, bot_scopes, bot_refresh_token, " \
+	"bot_token_expires_at, user_id, user_token, user_scopes, " \
+	"user_refresh_token, user_token_expires_at, incoming_webhook_url, " \
+	"incoming_webhook_channel, incoming_webhook_channel_id, " \
+	"incoming_webhook_configuration_url, is_enterprise_install, token_type, " \
+	"installed_at"
+
+/* An installation: ?2 an enterprise id, or NULL for "any" (a team id is
+ * unique across Slack), ?3 a team id ('' for an org-wide install). */
+#define KEY "client_id = ?1 AND team_id = ?3 AND (?2 IS NULL OR enterprise_id = ?2)"
+#define NEWEST " ORDER BY installed_at DESC, id DESC LIMIT 1"
+
+/* The columns a refresh copies unchanged into a new row. */
+#define COPY_HEAD \
+	"client_id, app_id, enterprise_id, enterprise_name, enterprise_url, " \
+	"team_id, team_name, "
+#define COPY_TAIL \
+	"incoming_webhook_url, incoming_webhook_channel, " \
+	"incoming_webhook_channel_id, incoming_webhook_configuration_url, " \
+	"is_enterprise_install, token_type, installed_at, oauth_response, " \
+	"auth_test_response"
+
 static const char *const stmts[STMT__MAX] = {
 	[STMT_KEY_GET] = "SELECT key FROM slack_oauth_keys WHERE id = 1",
 	[STMT_KEY_PUT] = "INSERT OR IGNORE INTO slack_oauth_keys (id, key, created_at) "
@@ -30,6 +56,71 @@ static const char *const stmts[STMT__MAX] = {
 	    "bot_token, bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
 	    "bot_token_expires_at, is_enterprise_install, installed_at) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+	[STMT_LIST_LATEST] = "SELECT " INSTALLATION_COLS " FROM slack_installations i "
+	    "WHERE client_id = ?1 AND id = (SELECT j.id FROM slack_installations j "
+	    "WHERE j.client_id = i.client_id AND j.enterprise_id = i.enterprise_id "
+	    "AND j.team_id = i.team_id ORDER BY j.installed_at DESC, j.id DESC LIMIT 1) "
+	    "ORDER BY enterprise_id, team_id",
+	[STMT_BOT_TOKEN] = "SELECT bot_token, bot_token_expires_at FROM slack_bots "
+	    "WHERE " KEY NEWEST,
+	[STMT_USER_TOKEN] = "SELECT user_token, user_token_expires_at FROM "
+	    "slack_installations WHERE " KEY " AND user_id = ?4" NEWEST,
+	[STMT_DUE_BOTS] = "SELECT enterprise_id, team_id FROM slack_bots b "
+	    "WHERE client_id = ?1 AND id = (SELECT c.id FROM slack_bots c "
+	    "WHERE c.client_id = b.client_id AND c.enterprise_id = b.enterprise_id "
+	    "AND c.team_id = b.team_id ORDER BY c.installed_at DESC, c.id DESC LIMIT 1) "
+	    "AND bot_refresh_token IS NOT NULL AND bot_token_expires_at <= ?2",
+	[STMT_DUE_USERS] = "SELECT enterprise_id, team_id, user_id FROM "
+	    "slack_installations i WHERE client_id = ?1 AND id = (SELECT j.id FROM "
+	    "slack_installations j WHERE j.client_id = i.client_id AND "
+	    "j.enterprise_id = i.enterprise_id AND j.team_id = i.team_id AND "
+	    "j.user_id = i.user_id ORDER BY j.installed_at DESC, j.id DESC LIMIT 1) "
+	    "AND user_refresh_token IS NOT NULL AND user_token_expires_at <= ?2",
+	[STMT_BOT_LATEST] = "SELECT id, bot_refresh_token, bot_token_expires_at "
+	    "FROM slack_bots WHERE " KEY NEWEST,
+	[STMT_USER_LATEST] = "SELECT id, user_refresh_token, user_token_expires_at "
+	    "FROM slack_installations WHERE " KEY " AND user_id = ?4" NEWEST,
+	[STMT_BOT_COPY] = "INSERT INTO slack_bots (client_id, app_id, enterprise_id, "
+	    "enterprise_name, team_id, team_name, bot_token, bot_id, bot_user_id, "
+	    "bot_scopes, bot_refresh_token, bot_token_expires_at, "
+	    "is_enterprise_install, installed_at) SELECT client_id, app_id, "
+	    "enterprise_id, enterprise_name, team_id, team_name, ?4, bot_id, "
+	    "bot_user_id, coalesce(?7, bot_scopes), ?5, ?6, is_enterprise_install, "
+	    "?8 FROM slack_bots WHERE " KEY NEWEST,
+	[STMT_INSTALLATION_COPY_BOT] = "INSERT INTO slack_installations ("
+	    COPY_HEAD "bot_token, bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
+	    "bot_token_expires_at, user_id, user_token, user_scopes, "
+	    "user_refresh_token, user_token_expires_at, " COPY_TAIL ") SELECT "
+	    COPY_HEAD "?4, bot_id, bot_user_id, coalesce(?7, bot_scopes), ?5, ?6, "
+	    "user_id, user_token, user_scopes, user_refresh_token, "
+	    "user_token_expires_at, incoming_webhook_url, incoming_webhook_channel, "
+	    "incoming_webhook_channel_id, incoming_webhook_configuration_url, "
+	    "is_enterprise_install, token_type, ?8, ?9, auth_test_response "
+	    "FROM slack_installations WHERE " KEY NEWEST,
+	[STMT_INSTALLATION_COPY_USER] = "INSERT INTO slack_installations ("
+	    COPY_HEAD "bot_token, bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
+	    "bot_token_expires_at, user_id, user_token, user_scopes, "
+	    "user_refresh_token, user_token_expires_at, " COPY_TAIL ") SELECT "
+	    COPY_HEAD "bot_token, bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
+	    "bot_token_expires_at, user_id, ?4, coalesce(?7, user_scopes), ?5, ?6, "
+	    "incoming_webhook_url, incoming_webhook_channel, "
+	    "incoming_webhook_channel_id, incoming_webhook_configuration_url, "
+	    "is_enterprise_install, token_type, ?8, ?9, auth_test_response "
+	    "FROM slack_installations WHERE " KEY " AND user_id = ?10" NEWEST,
+	[STMT_LOCK_EXPIRE] = "DELETE FROM slack_oauth_locks WHERE name = ?1 AND "
+	    "expires_at <= ?2",
+	[STMT_LOCK_TAKE] = "INSERT OR IGNORE INTO slack_oauth_locks (name, expires_at) "
+	    "VALUES (?1, ?2)",
+	[STMT_LOCK_DROP] = "DELETE FROM slack_oauth_locks WHERE name = ?1",
+	[STMT_REVOKE_BOT_TOKENS] = "SELECT bot_token FROM slack_bots WHERE " KEY NEWEST,
+	[STMT_REVOKE_USER_TOKENS] = "SELECT user_token FROM slack_installations i "
+	    "WHERE " KEY " AND user_token IS NOT NULL AND id = (SELECT j.id FROM "
+	    "slack_installations j WHERE j.client_id = i.client_id AND "
+	    "j.enterprise_id = i.enterprise_id AND j.team_id = i.team_id AND "
+	    "j.user_id = i.user_id ORDER BY j.installed_at DESC, j.id DESC LIMIT 1)",
+	[STMT_DELETE_INSTALLATIONS] = "DELETE FROM slack_installations WHERE " KEY,
+	[STMT_DELETE_BOTS] = "DELETE FROM slack_bots WHERE " KEY,
+	[STMT_COUNT] = "SELECT count(*) FROM slack_installations WHERE client_id = ?1",
 };
 
 /* Schema version 1. The two installation tables are the Python Slack SDK's
@@ -91,7 +182,10 @@ static const char schema_v1[] =
     " hash blob primary key,"
     " expires_at integer not null) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS slack_oauth_states_expiry"
-    " ON slack_oauth_states (expires_at);";
+    " ON slack_oauth_states (expires_at);"
+    "CREATE TABLE IF NOT EXISTS slack_oauth_locks ("
+    " name text primary key,"
+    " expires_at integer not null) WITHOUT ROWID;";
 
 /* Our own columns, added to SDK-made tables when missing. */
 static const struct {
@@ -342,4 +436,45 @@ db_rollback(struct db *db)
 {
 	if (!sqlite3_get_autocommit(db->h))
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+void
+db_busy_timeout(struct db *db, int ms)
+{
+	sqlite3_busy_timeout(db->h, ms);
+}
+
+int
+db_inspect(const char *path, struct db_info *info, char *err, size_t errlen)
+{
+	sqlite3 *h = NULL;
+	sqlite3_stmt *st = NULL;
+	const unsigned char *s;
+	int rc = DB_ERR;
+
+	memset(info, 0, sizeof(*info));
+	if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_busy_timeout(h, LIM_BUSY_MS);
+	if (user_version(h, &info->version) != DB_OK)
+		goto out;
+	if (sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW)
+		goto out;
+	if ((s = sqlite3_column_text(st, 0)) != NULL)
+		snprintf(info->journal, sizeof(info->journal), "%s", (const char *)s);
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(h, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW)
+		goto out;
+	s = sqlite3_column_text(st, 0);
+	info->intact = s != NULL && strcmp((const char *)s, "ok") == 0;
+	rc = DB_OK;
+out:
+	if (rc != DB_OK)
+		snprintf(err, errlen, "%s: %s", path, h != NULL ? sqlite3_errmsg(h) :
+		    "cannot open");
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return rc;
 }

@@ -46,7 +46,7 @@ installation_free(struct installation *in)
 		&in->user_scopes, &in->user_refresh_token, &in->webhook_url,
 		&in->webhook_channel, &in->webhook_channel_id,
 		&in->webhook_configuration_url, &in->token_type,
-		&in->oauth_response, &in->auth_test_response };
+		&in->oauth_response, &in->auth_test_response, &in->installed_at };
 	size_t i;
 
 	for (i = 0; i < sizeof(s) / sizeof(s[0]); i++)
@@ -400,6 +400,126 @@ slack_auth_test(const struct conf *c, struct installation *in, char *why,
 	buf_init(&body, LIM_SLACK_BODY);
 	if (post(c, "auth.test", "", in->bot_token, &body, why, whylen) == 0)
 		rc = slack_parse_auth_test(buf_str(&body), body.len, in, why, whylen);
+	buf_wipe(&body);
+	return rc;
+}
+
+void
+slack_refreshed_free(struct refreshed *r)
+{
+	free_secret(r->token);
+	free_secret(r->refresh_token);
+	free_secret(r->scope);
+	free_secret(r->json);
+	memset(r, 0, sizeof(*r));
+}
+
+enum slack_res
+slack_parse_refresh(const char *json, size_t len, int64_t now, const char *type,
+    struct refreshed *out, char *why, size_t whylen)
+{
+	const cJSON *ok, *err;
+	cJSON *root;
+	char *tt = NULL;
+	enum slack_res res = SLACK_FAIL;
+
+	memset(out, 0, sizeof(*out));
+	if ((root = cJSON_ParseWithLength(json, len)) == NULL ||
+	    !cJSON_IsBool(ok = cJSON_GetObjectItemCaseSensitive(root, "ok"))) {
+		snprintf(why, whylen, "oauth.v2.access: unexpected answer: not JSON");
+		goto out;
+	}
+	if (!cJSON_IsTrue(ok)) {
+		err = cJSON_GetObjectItemCaseSensitive(root, "error");
+		snprintf(why, whylen, "oauth.v2.access: %s", cJSON_IsString(err) &&
+		    err->valuestring != NULL ? err->valuestring : "ok:false");
+		res = cJSON_IsString(err) && err->valuestring != NULL ?
+		    slack_classify(err->valuestring) : SLACK_FAIL;
+		goto out;
+	}
+	if (get_str(root, "token_type", &tt) || get_str(root, "access_token", &out->token) ||
+	    get_str(root, "refresh_token", &out->refresh_token) ||
+	    get_str(root, "scope", &out->scope) ||
+	    get_expiry(root, now, &out->expires_at) || out->token == NULL ||
+	    out->refresh_token == NULL || out->expires_at == 0) {
+		snprintf(why, whylen, "oauth.v2.access: unexpected answer: no token, "
+		    "refresh_token and expires_in");
+		goto out;
+	}
+	if (tt == NULL || strcmp(tt, type) != 0) {
+		snprintf(why, whylen, "oauth.v2.access: answered a token_type other "
+		    "than %s", type);
+		goto out;
+	}
+	if ((out->json = strndup(json, len)) == NULL)
+		goto out;
+	res = SLACK_OK;
+out:
+	if (res != SLACK_OK)
+		slack_refreshed_free(out);
+	free(tt);
+	cJSON_Delete(root);
+	return res;
+}
+
+enum slack_res
+slack_refresh(const struct conf *c, const char *refresh_token, const char *type,
+    struct refreshed *out, char *why, size_t whylen)
+{
+	struct buf form, body;
+	enum slack_res res = SLACK_FAIL;
+
+	memset(out, 0, sizeof(*out));
+	buf_init(&form, 4096);
+	buf_init(&body, LIM_SLACK_BODY);
+	if (buf_puts(&form, "grant_type=refresh_token&refresh_token=") == -1 ||
+	    pct_encode(&form, refresh_token) == -1) {
+		snprintf(why, whylen, "oauth.v2.access: refresh token too long");
+		goto out;
+	}
+	if (post(c, "oauth.v2.access", buf_str(&form), NULL, &body, why, whylen) == 0)
+		res = slack_parse_refresh(buf_str(&body), body.len, now_unix(), type,
+		    out, why, whylen);
+out:
+	buf_wipe(&form);
+	buf_wipe(&body);
+	return res;
+}
+
+int
+slack_revoke(const struct conf *c, const char *token, char *why, size_t whylen)
+{
+	static const char *const dead[] = { "invalid_auth", "token_revoked",
+		"token_expired", "account_inactive", "not_authed", NULL };
+	const cJSON *ok, *err;
+	struct buf body;
+	cJSON *root = NULL;
+	int rc = -1;
+	size_t i;
+
+	buf_init(&body, LIM_SLACK_BODY);
+	if (post(c, "auth.revoke", "", token, &body, why, whylen) == -1)
+		goto out;
+	if ((root = cJSON_ParseWithLength(buf_str(&body), body.len)) == NULL ||
+	    !cJSON_IsBool(ok = cJSON_GetObjectItemCaseSensitive(root, "ok"))) {
+		snprintf(why, whylen, "auth.revoke: unexpected answer");
+		goto out;
+	}
+	if (cJSON_IsTrue(ok)) {
+		rc = 0;
+		goto out;
+	}
+	err = cJSON_GetObjectItemCaseSensitive(root, "error");
+	if (!cJSON_IsString(err) || err->valuestring == NULL) {
+		snprintf(why, whylen, "auth.revoke: ok:false");
+		goto out;
+	}
+	snprintf(why, whylen, "auth.revoke: %s", err->valuestring);
+	for (i = 0; dead[i] != NULL; i++)
+		if (strcmp(err->valuestring, dead[i]) == 0)
+			rc = 0;
+out:
+	cJSON_Delete(root);
 	buf_wipe(&body);
 	return rc;
 }

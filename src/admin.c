@@ -1,0 +1,608 @@
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "admin.h"
+#include "conf.h"
+#include "db.h"
+#include "installation.h"
+#include "lim.h"
+#include "slack.h"
+#include "state.h"
+#include "store.h"
+#include "util.h"
+
+#define PROG "slack-oauth"
+#define REFRESH_WINDOW 7200
+#define ADMIN_BUSY_MS 30000
+
+static const char usage_text[] =
+    "usage: " PROG " check\n"
+    "       " PROG " list [--json]\n"
+    "       " PROG " token [--user USER_ID] TEAM_OR_ENTERPRISE_ID\n"
+    "       " PROG " refresh [--within SECONDS]\n"
+    "       " PROG " revoke TEAM_OR_ENTERPRISE_ID\n"
+    "       " PROG " purge\n";
+
+static int
+usage(void)
+{
+	fputs(usage_text, stderr);
+	return 2;
+}
+
+static void __attribute__((format(printf, 1, 2)))
+complain(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(PROG ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Loads the configuration; on failure says why and returns -1. */
+static int
+load(struct conf *c, int need)
+{
+	char err[512];
+
+	if (conf_load(c, NULL, NULL, need, err, sizeof(err)) == -1) {
+		complain("configuration: %s", err);
+		conf_free(c);
+		return -1;
+	}
+	return 0;
+}
+
+static struct db *
+open_db(const struct conf *c)
+{
+	char err[512];
+	struct db *db;
+	int rc;
+
+	if ((db = db_open(c->v[CONF_DB], &rc, err, sizeof(err))) == NULL) {
+		complain("database: %s", err);
+		return NULL;
+	}
+	db_busy_timeout(db, ADMIN_BUSY_MS);
+	return db;
+}
+
+/* "xoxb-…abcd": the kind of token and its last four characters. */
+static void
+mask(const char *t, char *out, size_t len)
+{
+	size_t n, pre;
+
+	if (t == NULL) {
+		snprintf(out, len, "-");
+		return;
+	}
+	n = strlen(t);
+	pre = strcspn(t, "-");
+	pre = pre < n ? pre + 1 : 0;
+	if (pre > 16)
+		pre = 0;
+	if (n < pre + 12)
+		snprintf(out, len, "%.*s…", (int)pre, t);
+	else
+		snprintf(out, len, "%.*s…%s", (int)pre, t, t + n - 4);
+}
+
+static void
+when(int64_t t, char *out, size_t len)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (t <= 0) {
+		snprintf(out, len, "never");
+		return;
+	}
+	gmtime_r(&tt, &tm);
+	strftime(out, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+static int
+cmd_check(void)
+{
+	struct conf c;
+	struct db_info info;
+	struct stat st;
+	char err[512], dirbuf[LIM_CONF_VALUE + 1];
+	const char *path, *dir;
+	int rc = 1;
+
+	if (load(&c, CONF_NEED_SECRET | CONF_NEED_SCOPES) == -1)
+		return 1;
+	printf("configuration: ok (client id %s, scopes %s%s%s)\n",
+	    c.v[CONF_CLIENT_ID], c.v[CONF_SCOPES] ? c.v[CONF_SCOPES] : "-",
+	    c.v[CONF_USER_SCOPES] ? ", user scopes " : "",
+	    c.v[CONF_USER_SCOPES] ? c.v[CONF_USER_SCOPES] : "");
+	if (strncmp(c.v[CONF_API_URL], "http:", 5) == 0)
+		printf("warning: SLACK_API_URL is plain http (loopback only): a test "
+		    "setup?\n");
+
+	path = c.v[CONF_DB];
+	snprintf(dirbuf, sizeof(dirbuf), "%s", path);
+	dir = dirname(dirbuf);
+	if (stat(path, &st) == -1) {
+		if (errno != ENOENT) {
+			complain("database: %s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (access(dir, W_OK | X_OK) == -1) {
+			complain("database: %s does not exist and its directory %s is "
+			    "not writable: %s", path, dir, strerror(errno));
+			goto out;
+		}
+		printf("database: %s: not created yet; %s is writable, so the first "
+		    "request will create it\n", path, dir);
+		rc = 0;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		complain("database: %s: not a regular file", path);
+		goto out;
+	}
+	if (st.st_mode & 077) {
+		complain("database: %s: mode %04o lets others read the tokens; "
+		    "chmod 600 it", path, (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
+	if (access(path, R_OK | W_OK) == -1 || access(dir, W_OK | X_OK) == -1) {
+		complain("database: %s or its directory is not writable (WAL needs "
+		    "both): %s", path, strerror(errno));
+		goto out;
+	}
+	if (db_inspect(path, &info, err, sizeof(err)) == -1) {
+		complain("database: %s", err);
+		goto out;
+	}
+	if (info.version > DB_VERSION) {
+		complain("database: %s: schema version %d is newer than this "
+		    "program's %d", path, info.version, DB_VERSION);
+		goto out;
+	}
+	if (!info.intact) {
+		complain("database: %s: PRAGMA quick_check failed: the file is "
+		    "damaged", path);
+		goto out;
+	}
+	printf("database: ok (%s, schema version %d%s, journal %s, mode %04o)\n",
+	    path, info.version, info.version < DB_VERSION ?
+	    ", will be upgraded on first use" : "", info.journal,
+	    (unsigned)(st.st_mode & 07777));
+	rc = 0;
+out:
+	conf_free(&c);
+	return rc;
+}
+
+static cJSON *
+json_str(const char *s)
+{
+	return s != NULL ? cJSON_CreateString(s) : cJSON_CreateNull();
+}
+
+static cJSON *
+json_time(int64_t t)
+{
+	return t > 0 ? cJSON_CreateNumber((double)t) : cJSON_CreateNull();
+}
+
+static int
+list_json(void *arg, const struct installation *in)
+{
+	cJSON *arr = arg, *o, *b, *u, *w;
+	char m[64];
+
+	o = cJSON_CreateObject();
+	cJSON_AddItemToObject(o, "enterprise_id", json_str(in->enterprise_id));
+	cJSON_AddItemToObject(o, "enterprise_name", json_str(in->enterprise_name));
+	cJSON_AddItemToObject(o, "team_id", json_str(in->team_id));
+	cJSON_AddItemToObject(o, "team_name", json_str(in->team_name));
+	cJSON_AddItemToObject(o, "app_id", json_str(in->app_id));
+	cJSON_AddBoolToObject(o, "is_enterprise_install", in->is_enterprise_install);
+	if (in->bot_token != NULL) {
+		b = cJSON_AddObjectToObject(o, "bot");
+		mask(in->bot_token, m, sizeof(m));
+		cJSON_AddStringToObject(b, "token", m);
+		cJSON_AddItemToObject(b, "bot_id", json_str(in->bot_id));
+		cJSON_AddItemToObject(b, "bot_user_id", json_str(in->bot_user_id));
+		cJSON_AddItemToObject(b, "scopes", json_str(in->bot_scopes));
+		cJSON_AddItemToObject(b, "expires_at", json_time(in->bot_expires_at));
+		cJSON_AddBoolToObject(b, "rotating", in->bot_refresh_token != NULL);
+	} else
+		cJSON_AddNullToObject(o, "bot");
+	u = cJSON_AddObjectToObject(o, "user");
+	cJSON_AddItemToObject(u, "user_id", json_str(in->user_id));
+	if (in->user_token != NULL) {
+		mask(in->user_token, m, sizeof(m));
+		cJSON_AddStringToObject(u, "token", m);
+	} else
+		cJSON_AddNullToObject(u, "token");
+	cJSON_AddItemToObject(u, "scopes", json_str(in->user_scopes));
+	cJSON_AddItemToObject(u, "expires_at", json_time(in->user_expires_at));
+	cJSON_AddBoolToObject(u, "rotating", in->user_refresh_token != NULL);
+	if (in->webhook_url != NULL) {
+		w = cJSON_AddObjectToObject(o, "incoming_webhook");
+		cJSON_AddItemToObject(w, "channel", json_str(in->webhook_channel));
+		cJSON_AddItemToObject(w, "channel_id", json_str(in->webhook_channel_id));
+	} else
+		cJSON_AddNullToObject(o, "incoming_webhook");
+	cJSON_AddItemToObject(o, "installed_at", json_str(in->installed_at));
+	cJSON_AddItemToArray(arr, o);
+	return 0;
+}
+
+static int
+list_text(void *arg, const struct installation *in)
+{
+	int *count = arg;
+	char m[64], t[64];
+	int org = in->team_id == NULL || *in->team_id == '\0';
+
+	if ((*count)++ > 0)
+		putchar('\n');
+	printf("%s (%s)%s\n", org ? in->enterprise_id : in->team_id,
+	    org ? (in->enterprise_name ? in->enterprise_name : "-") :
+	    (in->team_name ? in->team_name : "-"), org ? ", org-wide" : "");
+	if (!org && in->enterprise_id != NULL && *in->enterprise_id)
+		printf("  enterprise:   %s (%s)\n", in->enterprise_id,
+		    in->enterprise_name ? in->enterprise_name : "-");
+	printf("  app:          %s\n", in->app_id ? in->app_id : "-");
+	if (in->bot_token != NULL) {
+		mask(in->bot_token, m, sizeof(m));
+		when(in->bot_expires_at, t, sizeof(t));
+		printf("  bot token:    %s (bot %s, user %s), expires %s\n", m,
+		    in->bot_id && *in->bot_id ? in->bot_id : "-",
+		    in->bot_user_id ? in->bot_user_id : "-", t);
+		printf("  bot scopes:   %s\n", in->bot_scopes ? in->bot_scopes : "-");
+	}
+	if (in->user_token != NULL) {
+		mask(in->user_token, m, sizeof(m));
+		when(in->user_expires_at, t, sizeof(t));
+		printf("  user token:   %s (user %s), expires %s\n", m,
+		    in->user_id ? in->user_id : "-", t);
+		printf("  user scopes:  %s\n", in->user_scopes ? in->user_scopes : "-");
+	} else
+		printf("  installed by: %s\n", in->user_id ? in->user_id : "-");
+	if (in->webhook_channel != NULL)
+		printf("  webhook:      %s\n", in->webhook_channel);
+	printf("  installed at: %s UTC\n", in->installed_at ? in->installed_at : "-");
+	return 0;
+}
+
+static int
+cmd_list(int json)
+{
+	struct conf c;
+	struct db *db;
+	cJSON *arr = NULL;
+	char *s;
+	int rc = 1, count = 0;
+
+	if (load(&c, 0) == -1)
+		return 1;
+	if ((db = open_db(&c)) == NULL)
+		goto out;
+	if (json)
+		arr = cJSON_CreateArray();
+	if (store_list(db, c.v[CONF_CLIENT_ID], json ? list_json : list_text,
+	    json ? (void *)arr : (void *)&count) != DB_OK) {
+		complain("database: %s", db_errmsg(db));
+		goto out;
+	}
+	if (json) {
+		if ((s = cJSON_Print(arr)) == NULL)
+			goto out;
+		puts(s);
+		free(s);
+	} else if (count == 0)
+		printf("no installations for client id %s\n", c.v[CONF_CLIENT_ID]);
+	rc = 0;
+out:
+	cJSON_Delete(arr);
+	db_close(db);
+	conf_free(&c);
+	return rc;
+}
+
+static int
+valid_id(const char *id)
+{
+	return is_token_ascii(id, 64);
+}
+
+static int
+cmd_token(const char *id, const char *user)
+{
+	struct inst_key k;
+	struct conf c;
+	struct db *db;
+	char *token = NULL, t[64];
+	int64_t exp;
+	int rc = 1, found;
+
+	if (!valid_id(id) || (user != NULL && !valid_id(user)))
+		return usage();
+	if (load(&c, 0) == -1)
+		return 1;
+	if ((db = open_db(&c)) == NULL)
+		goto out;
+	store_key(&k, id);
+	if ((found = store_token(db, c.v[CONF_CLIENT_ID], &k, user, &token, &exp)) < 0) {
+		complain("database: %s", db_errmsg(db));
+		goto out;
+	}
+	if (found == 0) {
+		if (user != NULL)
+			complain("no user token for user %s in %s", user, id);
+		else
+			complain("no bot token for %s", id);
+		goto out;
+	}
+	if (exp > 0 && exp <= now_unix()) {
+		when(exp, t, sizeof(t));
+		complain("warning: this token expired at %s; run `" PROG " refresh`", t);
+	}
+	printf("%s\n", token);
+	rc = fflush(stdout) == 0 ? 0 : 1;
+out:
+	free_secret(token);
+	db_close(db);
+	conf_free(&c);
+	return rc;
+}
+
+/* Waits for the lease on name, at most until deadline. 1 taken, 0 not. */
+static int
+take_lock(struct db *db, const char *name, int64_t lease, int64_t deadline)
+{
+	int r;
+
+	for (;;) {
+		r = store_lock(db, name, now_unix(), now_unix() + lease);
+		if (r != 0)
+			return r;
+		if (now_unix() >= deadline)
+			return 0;
+		usleep(200 * 1000);
+	}
+}
+
+/* Refreshes one due token; 0 done or not needed, -1 failed (said why). */
+static int
+refresh_one(struct db *db, const struct conf *c, const struct due *d,
+    int64_t deadline)
+{
+	struct refreshed r;
+	char name[256], who[192], why[384], t[64];
+	const char *type = d->user_id != NULL ? "user" : "bot";
+	char *rt = NULL;
+	int64_t exp;
+	int rc = -1, got;
+
+	memset(&r, 0, sizeof(r));
+	if (d->user_id != NULL)
+		snprintf(who, sizeof(who), "%s: user token of %s",
+		    *d->team_id ? d->team_id : d->enterprise_id, d->user_id);
+	else
+		snprintf(who, sizeof(who), "%s: bot token",
+		    *d->team_id ? d->team_id : d->enterprise_id);
+	snprintf(name, sizeof(name), "refresh:%s:%s:%s", d->enterprise_id,
+	    d->team_id, d->user_id ? d->user_id : "bot");
+
+	got = take_lock(db, name, c->timeout + 60, now_unix() + c->timeout + 65);
+	if (got <= 0) {
+		complain("%s: %s", who, got == 0 ? "another process holds the "
+		    "refresh lock" : db_errmsg(db));
+		return -1;
+	}
+	/* Re-read under the lease: another run may have refreshed it. */
+	if ((got = store_refresh_token(db, c->v[CONF_CLIENT_ID], d, &rt, &exp)) < 0) {
+		complain("%s: database: %s", who, db_errmsg(db));
+		goto out;
+	}
+	if (got == 0 || exp > deadline) {
+		printf("%s: already refreshed\n", who);
+		rc = 0;
+		goto out;
+	}
+	if (slack_refresh(c, rt, type, &r, why, sizeof(why)) != SLACK_OK) {
+		complain("%s: refresh failed, kept the old pair: %s", who, why);
+		goto out;
+	}
+	/* The old refresh token is spent: store the new pair before anything
+	 * else, retrying a busy database. */
+	for (int i = 0; i < 5; i++) {
+		got = store_refreshed(db, c->v[CONF_CLIENT_ID], d, r.token,
+		    r.refresh_token, r.expires_at, r.scope, r.json);
+		if (got != DB_BUSY)
+			break;
+	}
+	if (got != DB_OK) {
+		complain("%s: Slack rotated the token but storing it failed (%s); "
+		    "the installation must be redone", who, db_errmsg(db));
+		goto out;
+	}
+	when(r.expires_at, t, sizeof(t));
+	printf("%s: refreshed, expires %s\n", who, t);
+	rc = 0;
+out:
+	store_unlock(db, name);
+	slack_refreshed_free(&r);
+	free_secret(rt);
+	return rc;
+}
+
+static int
+cmd_refresh(long long within)
+{
+	struct conf c;
+	struct db *db;
+	struct due *list = NULL;
+	size_t n = 0, i;
+	int64_t deadline;
+	int rc = 1, failed = 0;
+
+	if (load(&c, CONF_NEED_SECRET) == -1)
+		return 1;
+	if ((db = open_db(&c)) == NULL)
+		goto out;
+	if (slack_init() == -1) {
+		complain("cannot initialise libcurl");
+		goto out;
+	}
+	deadline = now_unix() + within;
+	if (store_due(db, c.v[CONF_CLIENT_ID], deadline, &list, &n) != DB_OK) {
+		complain("database: %s", db_errmsg(db));
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if (refresh_one(db, &c, &list[i], deadline) == -1)
+			failed++;
+	if (n == 0)
+		printf("nothing expires within %lld seconds\n", within);
+	rc = failed ? 1 : 0;
+out:
+	store_due_free(list, n);
+	db_close(db);
+	slack_cleanup();
+	conf_free(&c);
+	return rc;
+}
+
+static int
+cmd_revoke(const char *id)
+{
+	struct inst_key k;
+	struct conf c;
+	struct db *db;
+	char **tokens = NULL, why[384];
+	size_t n = 0, i;
+	long deleted;
+	int rc = 1, failed = 0;
+
+	if (!valid_id(id))
+		return usage();
+	if (load(&c, CONF_NEED_SECRET) == -1)
+		return 1;
+	if ((db = open_db(&c)) == NULL)
+		goto out;
+	store_key(&k, id);
+	if (store_tokens(db, c.v[CONF_CLIENT_ID], &k, &tokens, &n) != DB_OK) {
+		complain("database: %s", db_errmsg(db));
+		goto out;
+	}
+	if (n > 0 && slack_init() == -1) {
+		complain("cannot initialise libcurl");
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if (slack_revoke(&c, tokens[i], why, sizeof(why)) == -1) {
+			complain("%s: token %zu of %zu: %s", id, i + 1, n, why);
+			failed++;
+		}
+	if (failed) {
+		complain("%s: kept its rows, since not every token was revoked", id);
+		goto out;
+	}
+	if ((deleted = store_delete(db, c.v[CONF_CLIENT_ID], &k)) < 0) {
+		complain("database: %s", db_errmsg(db));
+		goto out;
+	}
+	if (deleted == 0) {
+		complain("no installation %s", id);
+		goto out;
+	}
+	printf("%s: revoked %zu token%s, deleted %ld row%s\n", id, n,
+	    n == 1 ? "" : "s", deleted, deleted == 1 ? "" : "s");
+	rc = 0;
+out:
+	store_tokens_free(tokens, n);
+	db_close(db);
+	slack_cleanup();
+	conf_free(&c);
+	return rc;
+}
+
+static int
+cmd_purge(void)
+{
+	struct conf c;
+	struct db *db;
+	long n;
+	int rc = 1;
+
+	if (load(&c, 0) == -1)
+		return 1;
+	if ((db = open_db(&c)) == NULL)
+		goto out;
+	if ((n = state_purge(db, now_unix())) < 0) {
+		complain("database: %s", db_errmsg(db));
+		goto out;
+	}
+	printf("deleted %ld expired state%s\n", n, n == 1 ? "" : "s");
+	rc = 0;
+out:
+	db_close(db);
+	conf_free(&c);
+	return rc;
+}
+
+int
+admin_main(int argc, char **argv)
+{
+	const char *cmd, *user = NULL;
+	long long within = REFRESH_WINDOW;
+
+	if (getenv("GATEWAY_INTERFACE") != NULL) {
+		complain("refusing to run under a web server (GATEWAY_INTERFACE is set)");
+		return 1;
+	}
+	umask(077);
+	if (argc < 2)
+		return usage();
+	cmd = argv[1];
+	if (strcmp(cmd, "check") == 0 && argc == 2)
+		return cmd_check();
+	if (strcmp(cmd, "list") == 0 && argc == 2)
+		return cmd_list(0);
+	if (strcmp(cmd, "list") == 0 && argc == 3 && strcmp(argv[2], "--json") == 0)
+		return cmd_list(1);
+	if (strcmp(cmd, "token") == 0) {
+		if (argc == 5 && strcmp(argv[2], "--user") == 0)
+			user = argv[3];
+		else if (argc != 3)
+			return usage();
+		return cmd_token(argv[argc - 1], user);
+	}
+	if (strcmp(cmd, "refresh") == 0) {
+		if (argc == 4 && strcmp(argv[2], "--within") == 0) {
+			if (num_parse(argv[3], 0, 366LL * 86400, &within) == -1)
+				return usage();
+		} else if (argc != 2)
+			return usage();
+		return cmd_refresh(within);
+	}
+	if (strcmp(cmd, "revoke") == 0 && argc == 3)
+		return cmd_revoke(argv[2]);
+	if (strcmp(cmd, "purge") == 0 && argc == 2)
+		return cmd_purge();
+	return usage();
+}
