@@ -64,7 +64,7 @@ unit: $(BUILD)/unit
 
 # Packages the build and the tests need, installed when missing (Debian 12).
 DEPS = build-essential pkg-config libfcgi-dev libcurl4-openssl-dev libcjson-dev \
-       libsqlite3-dev python3 spawn-fcgi valgrind sqlite3 ca-certificates
+       libsqlite3-dev python3 spawn-fcgi valgrind sqlite3 ca-certificates mandoc
 
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
@@ -86,8 +86,14 @@ clean:
 		$(BINDIR)/slack-oauth
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/lib/cgi-bin $(DESTDIR)$(SYSCONFDIR)
+	install -d $(DESTDIR)$(PREFIX)/lib/cgi-bin $(DESTDIR)$(PREFIX)/sbin \
+		$(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0755 $(CGIDIR)/slack-install $(CGIDIR)/slack-oauth-redirect \
 		$(DESTDIR)$(PREFIX)/lib/cgi-bin/
+	install -m 0755 $(BINDIR)/slack-oauth $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0644 man/slack-oauth.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 0644 man/slack-install.8 man/slack-oauth.8 \
+		$(DESTDIR)$(PREFIX)/share/man/man8/
+	ln -sf slack-install.8 $(DESTDIR)$(PREFIX)/share/man/man8/slack-oauth-redirect.8
 
 .PHONY: all unit deps test clean install

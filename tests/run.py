@@ -16,6 +16,7 @@ VALGRIND = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
             "--errors-for-leak-kinds=definite,indirect"]
 
 SUITES = [
+    ("man pages", ["sh", "tests/manlint.sh"], {}),
     ("unit", ["build/unit"], {}),
     ("unit under ASan+UBSan", ["build/asan/unit"], {}),
     ("unit under valgrind", VALGRIND + ["build/unit"], {}),
