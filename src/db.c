@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "db.h"
 #include "dbi.h"
@@ -242,8 +243,12 @@ migrate(struct db *db, char *err, size_t errlen)
 	int v = 0, rc;
 	size_t i;
 
-	if ((rc = db_rc(sqlite3_exec(db->h, "PRAGMA journal_mode=WAL", NULL, NULL,
-	    NULL))) != DB_OK)
+	/* Changing the journal mode does not wait on the busy handler: retry
+	 * while another process creates the file, up to the busy timeout. */
+	for (i = 0; (rc = db_rc(sqlite3_exec(db->h, "PRAGMA journal_mode=WAL",
+	    NULL, NULL, NULL))) == DB_BUSY && i < LIM_BUSY_MS / 10; i++)
+		usleep(10 * 1000);
+	if (rc != DB_OK)
 		goto fail;
 	if ((rc = db_begin(db)) != DB_OK)
 		goto fail;

@@ -55,6 +55,7 @@ static void
 one(handler_fn h, conf_param_fn param, void *pctx, put_fn put, void *out)
 {
 	struct ctx c;
+	const char *method;
 	char status[64];
 	double t0 = now_ms();
 
@@ -64,6 +65,10 @@ one(handler_fn h, conf_param_fn param, void *pctx, put_fn put, void *out)
 	c.outcome = "ok";
 	resp_init(&c.resp);
 	h(&c);
+	/* RFC 3875 4.3.2: no body for HEAD, whatever the status. */
+	if ((method = param(pctx, "REQUEST_METHOD")) != NULL &&
+	    strcmp(method, "HEAD") == 0)
+		c.resp.no_body = 1;
 	snprintf(status, sizeof(status), "Status: %d %s\r\n", c.resp.status,
 	    resp_reason(c.resp.status));
 	if (put(out, status, strlen(status)) == 0 &&

@@ -73,7 +73,7 @@ class FakeSlack:
                  default_redirect_uri=None, host="127.0.0.1", port=0,
                  bot_scopes="chat:write,commands", user_scopes="search:read",
                  team_name=TEAM_NAME, enterprise_name=ENTERPRISE_NAME,
-                 verbose=False):
+                 verbose=False, ssl_context=None):
         if shape not in SHAPES:
             raise ValueError("unknown shape %r" % (shape,))
         self.client_id = client_id
@@ -87,6 +87,7 @@ class FakeSlack:
         self.team_name = team_name
         self.enterprise_name = enterprise_name
         self.verbose = verbose
+        self.ssl_context = ssl_context   # serve https with this (tests of TLS)
         self.code_ttl = CODE_TTL
 
         self._lock = threading.RLock()
@@ -119,6 +120,9 @@ class FakeSlack:
                                                      client_address)
 
         self._httpd = Server((self.host, self._want_port), Handler)
+        if self.ssl_context is not None:
+            self._httpd.socket = self.ssl_context.wrap_socket(
+                self._httpd.socket, server_side=True)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05},
@@ -151,7 +155,8 @@ class FakeSlack:
 
     @property
     def base_url(self):
-        return "http://%s:%d" % (self.host, self.port)
+        return "%s://%s:%d" % ("https" if self.ssl_context else "http",
+                               self.host, self.port)
 
     @property
     def api_url(self):
