@@ -45,7 +45,7 @@ from fake_slack import (APP_ID, BOT_ID, ENTERPRISE_ID, ENTERPRISE_NAME,  # noqa:
                         ENTERPRISE_URL, TEAM_ID, TEAM_NAME, FakeSlack)
 from fcgi_client import FcgiServer, fcgi_request, parse_cgi_response  # noqa: E402
 
-CGI_BIN = os.environ.get("CGI_BIN") or os.path.join(ROOT, "cgi-bin")
+CGI_BIN = os.path.join(ROOT, os.environ.get("CGI_BIN") or "cgi-bin")
 PROGS = {
     "install": os.path.join(CGI_BIN, "slack-install"),
     "redirect": os.path.join(CGI_BIN, "slack-oauth-redirect"),

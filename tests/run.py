@@ -27,6 +27,9 @@ SUITES = [
 
 
 def run(name, argv, extra):
+    # Directories given to a suite are absolute: suites may change directory.
+    extra = {k: os.path.join(ROOT, v) if k.endswith(("_BIN", "_DIR")) else v
+             for k, v in extra.items()}
     env = dict(os.environ, **extra)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
