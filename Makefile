@@ -17,6 +17,12 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
 	   -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE \
 	   -Iinclude -DSYSCONFDIR='"$(SYSCONFDIR)"'
 LDFLAGS += -pie -Wl,-z,relro,-z,now -Wl,--as-needed
+ifeq ($(SAN),fuzz)
+CC       = clang
+CFLAGS  := $(filter-out -D_FORTIFY_SOURCE=2 -O2,$(CFLAGS)) -O1 -DFUZZ_LIBFUZZER \
+	   -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+FUZZ_LINK = -fsanitize=fuzzer,address,undefined
+endif
 ifeq ($(SAN),1)
 CFLAGS  := $(filter-out -D_FORTIFY_SOURCE=2 -O2,$(CFLAGS)) -O1 \
 	   -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -62,6 +68,28 @@ $(BUILD)/unit: tests/unit.c tests/t.h $(call obj,$(LIBOBJ))
 
 unit: $(BUILD)/unit
 
+# Fuzz targets, one per parser. `make test` replays their corpora through a
+# plain driver; `make fuzz` runs them under libFuzzer (clang) for FUZZ_TIME s.
+FUZZERS   = query cookie conf slack_json handler
+FUZZ_TIME ?= 60
+
+$(BUILD)/fuzz-%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(call obj,$(LIBOBJ))
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests/fuzz $(LDFLAGS) $(FUZZ_LINK) -o $@ \
+		tests/fuzz/fuzz_$*.c tests/fuzz/replay.c $(call obj,$(LIBOBJ)) $(LIBS_REDIRECT)
+
+fuzzers: $(patsubst %,$(BUILD)/fuzz-%,$(FUZZERS))
+
+fuzz:
+	$(MAKE) BUILD=build/fuzz CGIDIR=build/fuzz/cgi-bin BINDIR=build/fuzz/bin SAN=fuzz fuzzers
+	@for f in $(FUZZERS); do \
+		mkdir -p build/fuzz/corpus-$$f build/fuzz/crash; \
+		echo "== fuzz-$$f for $(FUZZ_TIME)s"; \
+		build/fuzz/fuzz-$$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+			-artifact_prefix=build/fuzz/crash/$$f- \
+			build/fuzz/corpus-$$f tests/fuzz/corpus/$$f 2>&1 | \
+			grep -E '^(stat::number_of_executed_runs|stat::new_units_added|==|SUMMARY|Done)' ; \
+	done
+
 # Packages the build and the tests need, installed when missing (Debian 12).
 DEPS = build-essential pkg-config libfcgi-dev libcurl4-openssl-dev libcjson-dev \
        libsqlite3-dev python3 spawn-fcgi valgrind sqlite3 ca-certificates mandoc
@@ -77,8 +105,8 @@ deps:
 	fi
 
 test: deps
-	$(MAKE) all unit
-	$(MAKE) BUILD=build/asan CGIDIR=build/asan/cgi-bin BINDIR=build/asan/bin SAN=1 all unit
+	$(MAKE) all unit fuzzers
+	$(MAKE) BUILD=build/asan CGIDIR=build/asan/cgi-bin BINDIR=build/asan/bin SAN=1 all unit fuzzers
 	python3 tests/run.py
 
 clean:
@@ -96,4 +124,4 @@ install: all
 		$(DESTDIR)$(PREFIX)/share/man/man8/
 	ln -sf slack-install.8 $(DESTDIR)$(PREFIX)/share/man/man8/slack-oauth-redirect.8
 
-.PHONY: all unit deps test clean install
+.PHONY: all unit fuzzers fuzz deps test clean install
