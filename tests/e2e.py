@@ -46,6 +46,9 @@ from fake_slack import (APP_ID, BOT_ID, ENTERPRISE_ID, ENTERPRISE_NAME,  # noqa:
 from fcgi_client import FcgiServer, fcgi_request, parse_cgi_response  # noqa: E402
 
 CGI_BIN = os.path.join(ROOT, os.environ.get("CGI_BIN") or "cgi-bin")
+# A command prefix for every binary run, e.g. valgrind (see tests/run.py).
+WRAPPER = os.environ.get("CGI_WRAPPER", "").split()
+VALGRIND_MARK = re.compile(rb"==\d+==")
 PROGS = {
     "install": os.path.join(CGI_BIN, "slack-install"),
     "redirect": os.path.join(CGI_BIN, "slack-oauth-redirect"),
@@ -305,7 +308,8 @@ class Ctx:
         if cur is not None:
             self._stop_server(prog)
         srv = FcgiServer(PROGS[prog], env=env, nprocs=self.nprocs[prog],
-                         sock_dir=self.tmp, umask=self.umask, cwd=self.tmp)
+                         sock_dir=self.tmp, umask=self.umask, cwd=self.tmp,
+                         wrapper=WRAPPER)
         self.servers[prog] = (key, srv)
         return srv
 
@@ -315,6 +319,10 @@ class Ctx:
         codes = srv.stop()
         err = srv.stderr_bytes()
         collect(PROG_NAMES[prog], "log", err)
+        if WRAPPER and VALGRIND_MARK.search(err):
+            raise TestFailure("FastCGI %s: valgrind reported: %s"
+                              % (PROG_NAMES[prog],
+                                 err.decode("utf-8", "replace")[-1500:]))
         if dead:
             raise TestFailure("FastCGI %s process(es) exited on their own: %r"
                               % (PROG_NAMES[prog], dead))
@@ -344,7 +352,7 @@ class Ctx:
                 if um is not None:
                     os.umask(um)
             try:
-                p = subprocess.run([PROGS[prog]], input=body, env=env,
+                p = subprocess.run(WRAPPER + [PROGS[prog]], input=body, env=env,
                                    capture_output=True, timeout=timeout,
                                    cwd=self.tmp, preexec_fn=pre)
             except subprocess.TimeoutExpired:

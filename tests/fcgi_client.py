@@ -183,7 +183,7 @@ class FcgiServer:
     file)."""
 
     def __init__(self, binary, env=None, nprocs=1, sock_dir=None, umask=None,
-                 cwd=None, backlog=128):
+                 cwd=None, backlog=128, wrapper=()):
         self.binary = binary
         self._own_dir = sock_dir is None
         self.dir = sock_dir or tempfile.mkdtemp(prefix="fcgi-")
@@ -202,7 +202,7 @@ class FcgiServer:
                         os.umask(umask)
                 for _ in range(nprocs):
                     self.procs.append(subprocess.Popen(
-                        [binary], stdin=lsock.fileno(),
+                        list(wrapper) + [binary], stdin=lsock.fileno(),
                         stdout=subprocess.DEVNULL, stderr=errf,
                         env=dict(env or {}), close_fds=True, cwd=cwd,
                         preexec_fn=pre))

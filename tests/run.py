@@ -27,6 +27,16 @@ SUITES = [
     ("end-to-end", [sys.executable, "tests/e2e.py"], {"CGI_BIN": "cgi-bin"}),
     ("end-to-end under ASan+UBSan", [sys.executable, "tests/e2e.py"],
      {"CGI_BIN": "build/asan/cgi-bin"}),
+    # valgrind is slow: the flows and the failure table, CGI and FastCGI.
+    ("end-to-end under valgrind",
+     [sys.executable, "tests/e2e.py", "-k", "success_", "-k", "failure_table",
+      "-k", "replay", "-k", "install_page", "-k", "methods"],
+     {"CGI_BIN": "cgi-bin", "CGI_WRAPPER": " ".join(VALGRIND + [
+         "--show-leak-kinds=definite,indirect"])}),
+    ("admin command", [sys.executable, "tests/admin.py"],
+     {"CGI_BIN": "cgi-bin", "BIN_DIR": "bin"}),
+    ("admin command under ASan+UBSan", [sys.executable, "tests/admin.py"],
+     {"CGI_BIN": "build/asan/cgi-bin", "BIN_DIR": "build/asan/bin"}),
 ]
 
 
