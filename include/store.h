@@ -45,6 +45,7 @@ int store_token(struct db *, const char *client_id, const struct inst_key *k,
 struct due {
 	char *enterprise_id, *team_id;
 	char *user_id; /* NULL: the bot token */
+	char *refresh_token; /* as listed; a secret */
 };
 
 /* Lists the rotating tokens of client_id whose newest row expires at or
@@ -71,10 +72,11 @@ int store_refreshed(struct db *, const char *client_id, const struct due *d,
 int store_lock(struct db *, const char *name, int64_t now, int64_t until);
 int store_unlock(struct db *, const char *name);
 
-/* The newest bot token and each user's newest token of k (caller frees
- * with store_tokens_free). DB_OK or DB_ERR/DB_BUSY. */
+/* Every distinct bot and user token of k that has not expired by now:
+ * with rotation, up to two of a kind stay active. Caller frees with
+ * store_tokens_free. DB_OK or DB_ERR/DB_BUSY. */
 int store_tokens(struct db *, const char *client_id, const struct inst_key *k,
-    char ***tokens, size_t *n);
+    int64_t now, char ***tokens, size_t *n);
 void store_tokens_free(char **, size_t n);
 
 /* Deletes every row of k in both tables, as the SDK's delete_all does.

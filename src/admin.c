@@ -66,13 +66,28 @@ load(struct conf *c, int need)
 	return 0;
 }
 
+/* Opens the database, which must exist: the admin command never creates
+ * it, so that it is not left owned by whoever ran the command first. With
+ * absent non-NULL, a database not created yet sets *absent instead of
+ * being an error. */
 static struct db *
-open_db(const struct conf *c)
+open_db(const struct conf *c, int *absent)
 {
 	char err[512];
+	struct stat st;
 	struct db *db;
 	int rc;
 
+	if (stat(c->v[CONF_DB], &st) == -1) {
+		if (errno == ENOENT && absent != NULL) {
+			*absent = 1;
+			return NULL;
+		}
+		complain("database: %s: %s%s", c->v[CONF_DB], strerror(errno),
+		    errno == ENOENT ? " (the first request to the install "
+		    "endpoint creates it)" : "");
+		return NULL;
+	}
 	if ((db = db_open(c->v[CONF_DB], &rc, err, sizeof(err))) == NULL) {
 		complain("database: %s", err);
 		return NULL;
@@ -294,14 +309,23 @@ cmd_list(int json)
 	struct db *db;
 	cJSON *arr = NULL;
 	char *s;
-	int rc = 1, count = 0;
+	int rc = 1, count = 0, absent = 0;
 
 	if (load(&c, 0) == -1)
 		return 1;
-	if ((db = open_db(&c)) == NULL)
+	if ((db = open_db(&c, &absent)) == NULL && !absent)
 		goto out;
 	if (json)
 		arr = cJSON_CreateArray();
+	if (absent) {
+		if (json)
+			puts("[]");
+		else
+			printf("no installations: no database yet at %s\n",
+			    c.v[CONF_DB]);
+		rc = 0;
+		goto out;
+	}
 	if (store_list(db, c.v[CONF_CLIENT_ID], json ? list_json : list_text,
 	    json ? (void *)arr : (void *)&count) != DB_OK) {
 		complain("database: %s", db_errmsg(db));
@@ -342,7 +366,7 @@ cmd_token(const char *id, const char *user)
 		return usage();
 	if (load(&c, 0) == -1)
 		return 1;
-	if ((db = open_db(&c)) == NULL)
+	if ((db = open_db(&c, NULL)) == NULL)
 		goto out;
 	store_key(&k, id);
 	if ((found = store_token(db, c.v[CONF_CLIENT_ID], &k, user, &token, &exp)) < 0) {
@@ -418,7 +442,8 @@ refresh_one(struct db *db, const struct conf *c, const struct due *d,
 		complain("%s: database: %s", who, db_errmsg(db));
 		goto out;
 	}
-	if (got == 0 || exp > deadline) {
+	if (got == 0 || exp > deadline || d->refresh_token == NULL ||
+	    strcmp(rt, d->refresh_token) != 0) {
 		printf("%s: already refreshed\n", who);
 		rc = 0;
 		goto out;
@@ -458,12 +483,18 @@ cmd_refresh(long long within)
 	struct due *list = NULL;
 	size_t n = 0, i;
 	int64_t deadline;
-	int rc = 1, failed = 0;
+	int rc = 1, failed = 0, absent = 0;
 
 	if (load(&c, CONF_NEED_SECRET) == -1)
 		return 1;
-	if ((db = open_db(&c)) == NULL)
+	if ((db = open_db(&c, &absent)) == NULL) {
+		if (absent) {
+			printf("nothing to refresh: no database yet at %s\n",
+			    c.v[CONF_DB]);
+			rc = 0;
+		}
 		goto out;
+	}
 	if (slack_init() == -1) {
 		complain("cannot initialise libcurl");
 		goto out;
@@ -502,10 +533,11 @@ cmd_revoke(const char *id)
 		return usage();
 	if (load(&c, CONF_NEED_SECRET) == -1)
 		return 1;
-	if ((db = open_db(&c)) == NULL)
+	if ((db = open_db(&c, NULL)) == NULL)
 		goto out;
 	store_key(&k, id);
-	if (store_tokens(db, c.v[CONF_CLIENT_ID], &k, &tokens, &n) != DB_OK) {
+	if (store_tokens(db, c.v[CONF_CLIENT_ID], &k, now_unix(), &tokens, &n) !=
+	    DB_OK) {
 		complain("database: %s", db_errmsg(db));
 		goto out;
 	}
@@ -547,12 +579,17 @@ cmd_purge(void)
 	struct conf c;
 	struct db *db;
 	long n;
-	int rc = 1;
+	int rc = 1, absent = 0;
 
 	if (load(&c, 0) == -1)
 		return 1;
-	if ((db = open_db(&c)) == NULL)
+	if ((db = open_db(&c, &absent)) == NULL) {
+		if (absent) {
+			printf("deleted 0 expired states: no database yet\n");
+			rc = 0;
+		}
 		goto out;
+	}
 	if ((n = state_purge(db, now_unix())) < 0) {
 		complain("database: %s", db_errmsg(db));
 		goto out;

@@ -66,12 +66,14 @@ static const char *const stmts[STMT__MAX] = {
 	    "WHERE " KEY NEWEST,
 	[STMT_USER_TOKEN] = "SELECT user_token, user_token_expires_at FROM "
 	    "slack_installations WHERE " KEY " AND user_id = ?4" NEWEST,
-	[STMT_DUE_BOTS] = "SELECT enterprise_id, team_id FROM slack_bots b "
+	[STMT_DUE_BOTS] = "SELECT enterprise_id, team_id, NULL, bot_refresh_token "
+	    "FROM slack_bots b "
 	    "WHERE client_id = ?1 AND id = (SELECT c.id FROM slack_bots c "
 	    "WHERE c.client_id = b.client_id AND c.enterprise_id = b.enterprise_id "
 	    "AND c.team_id = b.team_id ORDER BY c.installed_at DESC, c.id DESC LIMIT 1) "
 	    "AND bot_refresh_token IS NOT NULL AND bot_token_expires_at <= ?2",
-	[STMT_DUE_USERS] = "SELECT enterprise_id, team_id, user_id FROM "
+	[STMT_DUE_USERS] = "SELECT enterprise_id, team_id, user_id, "
+	    "user_refresh_token FROM "
 	    "slack_installations i WHERE client_id = ?1 AND id = (SELECT j.id FROM "
 	    "slack_installations j WHERE j.client_id = i.client_id AND "
 	    "j.enterprise_id = i.enterprise_id AND j.team_id = i.team_id AND "
@@ -113,12 +115,11 @@ static const char *const stmts[STMT__MAX] = {
 	[STMT_LOCK_TAKE] = "INSERT OR IGNORE INTO slack_oauth_locks (name, expires_at) "
 	    "VALUES (?1, ?2)",
 	[STMT_LOCK_DROP] = "DELETE FROM slack_oauth_locks WHERE name = ?1",
-	[STMT_REVOKE_BOT_TOKENS] = "SELECT bot_token FROM slack_bots WHERE " KEY NEWEST,
-	[STMT_REVOKE_USER_TOKENS] = "SELECT user_token FROM slack_installations i "
-	    "WHERE " KEY " AND user_token IS NOT NULL AND id = (SELECT j.id FROM "
-	    "slack_installations j WHERE j.client_id = i.client_id AND "
-	    "j.enterprise_id = i.enterprise_id AND j.team_id = i.team_id AND "
-	    "j.user_id = i.user_id ORDER BY j.installed_at DESC, j.id DESC LIMIT 1)",
+	[STMT_REVOKE_BOT_TOKENS] = "SELECT DISTINCT bot_token FROM slack_bots WHERE "
+	    KEY " AND (bot_token_expires_at IS NULL OR bot_token_expires_at > ?4)",
+	[STMT_REVOKE_USER_TOKENS] = "SELECT DISTINCT user_token FROM "
+	    "slack_installations WHERE " KEY " AND user_token IS NOT NULL AND "
+	    "(user_token_expires_at IS NULL OR user_token_expires_at > ?4)",
 	[STMT_DELETE_INSTALLATIONS] = "DELETE FROM slack_installations WHERE " KEY,
 	[STMT_DELETE_BOTS] = "DELETE FROM slack_bots WHERE " KEY,
 	[STMT_COUNT] = "SELECT count(*) FROM slack_installations WHERE client_id = ?1",

@@ -265,6 +265,7 @@ store_due(struct db *db, const char *client_id, int64_t deadline,
 			l[cnt].enterprise_id = col_dup(st, 0);
 			l[cnt].team_id = col_dup(st, 1);
 			l[cnt].user_id = i == 1 ? col_dup(st, 2) : NULL;
+			l[cnt].refresh_token = col_dup(st, 3);
 			cnt++;
 		}
 		rc = db_rc(rc);
@@ -288,6 +289,7 @@ store_due_free(struct due *l, size_t n)
 		free(l[i].enterprise_id);
 		free(l[i].team_id);
 		free(l[i].user_id);
+		free_secret(l[i].refresh_token);
 	}
 	free(l);
 }
@@ -425,7 +427,7 @@ store_unlock(struct db *db, const char *name)
 
 int
 store_tokens(struct db *db, const char *client_id, const struct inst_key *k,
-    char ***tokens, size_t *n)
+    int64_t now, char ***tokens, size_t *n)
 {
 	static const enum stmt ids[2] = { STMT_REVOKE_BOT_TOKENS,
 		STMT_REVOKE_USER_TOKENS };
@@ -436,7 +438,8 @@ store_tokens(struct db *db, const char *client_id, const struct inst_key *k,
 
 	for (i = 0; i < 2 && rc == DB_OK; i++) {
 		if ((st = db_stmt(db, ids[i])) == NULL ||
-		    bind_key(st, client_id, k) != SQLITE_OK) {
+		    bind_key(st, client_id, k) != SQLITE_OK ||
+		    sqlite3_bind_int64(st, 4, now) != SQLITE_OK) {
 			rc = DB_ERR;
 			break;
 		}
