@@ -95,16 +95,27 @@ DEPS = build-essential pkg-config libfcgi-dev libcurl4-openssl-dev libcjson-dev 
        libsqlite3-dev python3 spawn-fcgi valgrind sqlite3 ca-certificates mandoc
 
 deps:
-	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
-		| grep -q 'install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-		echo "installing:" $$missing; \
-		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-		$$SUDO apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
-	fi
+	@sh tests/apt-install.sh $(DEPS)
 
-test: deps
+# Packages of the deployment and browser tests (tests/deploy.py,
+# tests/browser/): the real web servers and Chromium; Node.js only when there
+# is no `node`. tests/apt-install.sh installs them without starting them.
+DEPLOY_DEPS = nginx fcgiwrap apache2 libapache2-mod-fcgid spawn-fcgi chromium \
+              systemd openssl util-linux
+# What `make demo` needs: the build, nginx, spawn-fcgi, Python for the fake Slack.
+DEMO_DEPS = build-essential pkg-config libfcgi-dev libcurl4-openssl-dev libcjson-dev \
+            libsqlite3-dev python3 nginx spawn-fcgi sqlite3 ca-certificates
+
+deploy-deps:
+	@sh tests/apt-install.sh $(DEPLOY_DEPS) $$(command -v node >/dev/null || echo nodejs npm)
+
+# The whole flow on http://localhost:8080 until Ctrl-C (README, "Demo").
+demo:
+	@sh tests/apt-install.sh $(DEMO_DEPS)
+	$(MAKE) all
+	@sh demo/run.sh
+
+test: deps deploy-deps
 	$(MAKE) all unit fuzzers
 	$(MAKE) BUILD=build/asan CGIDIR=build/asan/cgi-bin BINDIR=build/asan/bin SAN=1 all unit fuzzers
 	python3 tests/run.py
@@ -124,4 +135,4 @@ install: all
 		$(DESTDIR)$(PREFIX)/share/man/man8/
 	ln -sf slack-install.8 $(DESTDIR)$(PREFIX)/share/man/man8/slack-oauth-redirect.8
 
-.PHONY: all unit fuzzers fuzz deps test clean install
+.PHONY: all unit fuzzers fuzz deps deploy-deps demo test clean install

@@ -37,6 +37,10 @@ SUITES = [
      {"CGI_BIN": "cgi-bin", "BIN_DIR": "bin"}),
     ("admin command under ASan+UBSan", [sys.executable, "tests/admin.py"],
      {"CGI_BIN": "build/asan/cgi-bin", "BIN_DIR": "build/asan/bin"}),
+    # The example files under the real servers (Apache, nginx, fcgiwrap,
+    # spawn-fcgi, systemd-socket-activate), and the flow in Chromium.
+    ("deployments", [sys.executable, "tests/deploy.py"], {}),
+    ("browser", [sys.executable, "tests/browser/run.py"], {}),
 ]
 
 

@@ -1,0 +1,163 @@
+// The install flow in a real browser: Debian's Chromium, headless, driven by
+// playwright-core. Run by tests/browser/run.py, which starts the demo (nginx +
+// spawn-fcgi + the fake Slack) and checks the database and the logs after.
+//
+// Environment: BASE_URL (http://localhost:PORT), SHOT_DIR (screenshots).
+// Prints "ok - …" / "FAIL - …" lines; exit status 1 when one failed.
+
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const base = process.env.BASE_URL;
+const shotDir = process.env.SHOT_DIR;
+if (!base || !shotDir) {
+  console.log('FAIL - browser: BASE_URL and SHOT_DIR must be set');
+  process.exit(1);
+}
+const COOKIE = 'slack-app-oauth-state';
+let failed = 0;
+
+function check(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+async function step(name, fn) {
+  try {
+    await fn();
+    console.log(`ok - ${name}`);
+    return true;
+  } catch (e) {
+    console.log(`FAIL - ${name}: ${String(e.message || e).split('\n')[0]}`);
+    failed++;
+    return false;
+  }
+}
+
+async function h1(page) {
+  return (await page.locator('h1').first().innerText()).trim();
+}
+
+async function stateCookie(context) {
+  return (await context.cookies(base)).find((c) => c.name === COOKIE);
+}
+
+const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'slack-oauth-chromium-'));
+let context;
+try {
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+    viewport: { width: 720, height: 400 },
+    timeout: 30000,
+  });
+} catch (e) {
+  console.log(`FAIL - browser: cannot start /usr/bin/chromium: ${String(e.message).split('\n')[0]}`);
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+}
+
+// Nothing leaves the machine: the only hosts are the demo and the fake
+// Slack. (The pages' "Add to Slack" image lives on platform.slack-edge.com;
+// offline, it shows its alt text.)
+const external = new Set();
+await context.route('**/*', (route) => {
+  const u = new URL(route.request().url());
+  if (u.hostname === 'localhost' || u.hostname === '127.0.0.1') return route.continue();
+  external.add(u.origin);
+  return route.abort();
+});
+// Status of every response from the demo, by path.
+const statuses = [];
+context.on('response', (r) => {
+  const u = new URL(r.url());
+  if (u.origin === base) statuses.push([u.pathname, r.status()]);
+});
+const lastStatus = (p) => {
+  const s = statuses.filter(([q]) => q === p);
+  return s.length ? s[s.length - 1][1] : null;
+};
+
+const page = context.pages()[0] || await context.newPage();
+page.setDefaultTimeout(15000);
+let redirectUrl = null;
+
+const approved = await step('install page, "Add to Slack", approve: success page names the workspace', async () => {
+  await page.goto(base + '/slack/install');
+  check(lastStatus('/slack/install') === 200, `install page: status ${lastStatus('/slack/install')}`);
+  check(await h1(page) === 'Add this app to Slack', `install page heading: ${await h1(page)}`);
+  const c = await stateCookie(context);
+  check(c, 'no state cookie after the install page');
+  check(c.secure && c.httpOnly && c.sameSite === 'Lax',
+    `state cookie attributes: secure=${c.secure} httpOnly=${c.httpOnly} sameSite=${c.sameSite}`);
+  await page.screenshot({ path: path.join(shotDir, 'install.png') });
+
+  await page.getByRole('link', { name: 'Add to Slack' }).click();
+  await page.waitForURL(/\/oauth\/v2\/authorize\?/);
+  const body = await page.locator('body').innerText();
+  check(/local stand-in/.test(body), 'the fake authorize page does not say it is a stand-in');
+  await page.screenshot({ path: path.join(shotDir, 'fake-authorize.png') });
+
+  await page.locator('#allow').click();
+  await page.waitForURL((u) => u.pathname === '/slack/oauth_redirect');
+  await page.waitForLoadState('load');
+  redirectUrl = page.url();
+  check(lastStatus('/slack/oauth_redirect') === 200,
+    `redirect: status ${lastStatus('/slack/oauth_redirect')} ("${await h1(page)}")`);
+  check(await h1(page) === 'Installation complete', `success heading: ${await h1(page)}`);
+  const text = await page.locator('main').innerText();
+  check(text.includes('Example Team'), 'the success page does not name the workspace "Example Team"');
+  check(!(await stateCookie(context)), 'the state cookie was not cleared');
+  await page.screenshot({ path: path.join(shotDir, 'success.png') });
+});
+
+await step('back to the authorize page, "Allow" again: "expired or already used"', async () => {
+  check(approved, 'needs the approved install');
+  await page.goBack();
+  await page.waitForURL(/\/oauth\/v2\/authorize\?/);
+  await page.locator('#allow').click();
+  await page.waitForURL((u) => u.pathname === '/slack/oauth_redirect');
+  await page.waitForLoadState('load');
+  check(lastStatus('/slack/oauth_redirect') === 400, `status ${lastStatus('/slack/oauth_redirect')}`);
+  check(await h1(page) === 'This link has expired or was already used', `heading: ${await h1(page)}`);
+});
+
+await step('the redirect URL replayed: "expired or already used"', async () => {
+  check(redirectUrl, 'needs the approved install');
+  await page.goto(redirectUrl);
+  check(lastStatus('/slack/oauth_redirect') === 400, `status ${lastStatus('/slack/oauth_redirect')}`);
+  check(await h1(page) === 'This link has expired or was already used', `heading: ${await h1(page)}`);
+  const link = page.getByRole('link', { name: /start again/i });
+  check(await link.count() === 1, 'no "start again" link');
+  await page.screenshot({ path: path.join(shotDir, 'expired.png') });
+});
+
+await step('cancel on the authorize page: "Installation cancelled"', async () => {
+  await page.goto(base + '/slack/install');
+  await page.getByRole('link', { name: 'Add to Slack' }).click();
+  await page.waitForURL(/\/oauth\/v2\/authorize\?/);
+  await page.locator('#cancel').click();
+  await page.waitForURL((u) => u.pathname === '/slack/oauth_redirect');
+  await page.waitForLoadState('load');
+  check(lastStatus('/slack/oauth_redirect') === 200, `status ${lastStatus('/slack/oauth_redirect')}`);
+  check(await h1(page) === 'Installation cancelled', `heading: ${await h1(page)}`);
+  check(!(await stateCookie(context)), 'the state cookie was not cleared');
+  await page.screenshot({ path: path.join(shotDir, 'cancelled.png') });
+});
+
+await step('install page on a phone-sized screen: no horizontal scrolling', async () => {
+  await page.setViewportSize({ width: 360, height: 640 });
+  await page.goto(base + '/slack/install');
+  const [sw, cw] = await page.evaluate(() => [document.documentElement.scrollWidth,
+    document.documentElement.clientWidth]);
+  check(sw <= cw, `page is ${sw}px wide in a ${cw}px viewport`);
+  await page.screenshot({ path: path.join(shotDir, 'install-phone.png') });
+});
+
+if (external.size) console.log(`# blocked requests to ${[...external].join(', ')}`);
+await context.close();
+fs.rmSync(userDataDir, { recursive: true, force: true });
+process.exit(failed ? 1 : 0);

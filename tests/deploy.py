@@ -1,0 +1,759 @@
+#!/usr/bin/env python3
+"""Deployment tests: each example file, served by the real web server.
+
+For each of the five deployments the README documents, this starts the real
+server (Apache, nginx, fcgiwrap, spawn-fcgi, systemd-socket-activate) on a
+loopback port from the example file in the repository, with only its paths
+and its port replaced (every example lists what is replaced), against the
+fake Slack of tests/fake_slack.py. Then it runs a whole install over HTTPS
+through that server:
+
+  GET /slack/install            -> 200, the state cookie, the authorize URL
+  the fake's authorize page     -> its "Allow" link -> 302 with code and state
+  GET /slack/oauth_redirect?... -> 200 page naming the workspace (with the cookie)
+  the same again                -> 400 "expired or was already used"
+
+stops the servers, checks the installation stored in SQLite, and reads every
+log the deployment wrote: the programs' log lines must be there, the code,
+the state, the tokens and the client secret must not.
+
+Needs root (the servers drop privileges to www-data, as in production).
+Prints "ok - name" / "FAIL - name: reason", then "N passed, N failed".
+Python 3 standard library only.
+"""
+
+import glob
+import html
+import http.client
+import os
+import pwd
+import grp
+import re
+import shlex
+import shutil
+import signal
+import socket
+import sqlite3
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import fake_slack  # noqa: E402
+
+CGI_BIN = os.path.join(ROOT, "cgi-bin")
+SECRET = "deploy-test-client-secret-" + os.urandom(8).hex()
+KEEP = os.environ.get("DEPLOY_KEEP") == "1"  # keep the temp dirs to look at
+
+# The paths the examples use; each is moved under the test's directory.
+PATHS = ["/usr/local/lib/cgi-bin", "/etc/slack-oauth", "/var/lib/slack-oauth",
+         "/var/log/nginx", "/var/log/apache2", "/var/log/slack-oauth",
+         "/run/slack-oauth", "/run/fcgiwrap.socket",
+         "/etc/letsencrypt/live/example.org", "/home/alice"]
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(pred, what, timeout=10.0):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            if pred():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise Fail("timed out waiting for " + what)
+
+
+def port_open(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+
+
+class World:
+    """A temp root standing in for /, the servers started in it, and their
+    clean-up."""
+
+    def __init__(self, name):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix="deploy-%s-" % name)
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        self.procs = []      # Popen objects we started
+        self.pidfiles = []   # pid files of daemons we started
+        self.user = "www-data"
+        self.uid = pwd.getpwnam(self.user).pw_uid
+        self.gid = grp.getgrnam(self.user).gr_gid
+        for d in ("usr/local/lib/cgi-bin", "etc/slack-oauth", "var/log/nginx",
+                  "var/log/apache2", "run", "etc/letsencrypt/live/example.org",
+                  "tmp"):
+            os.makedirs(self.p(d), exist_ok=True)
+        # The database directory: www-data's, 0700 (README, "Deployment").
+        os.makedirs(self.p("var/lib/slack-oauth"))
+        os.chown(self.p("var/lib/slack-oauth"), self.uid, self.gid)
+        os.chmod(self.p("var/lib/slack-oauth"), 0o700)
+        for f in ("fullchain.pem", "privkey.pem"):
+            shutil.copy(os.path.join(CERT_DIR, f),
+                        self.p("etc/letsencrypt/live/example.org", f))
+        self.fake = None
+
+    def p(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def subst(self, text):
+        """The example's paths under the temp root, its port the test's."""
+        for path in PATHS:
+            text = text.replace(path, self.dir + path)
+        text = re.sub(r"listen 443 ssl;", "listen 127.0.0.1:%d ssl;" % self.port,
+                      text)
+        text = text.replace("<VirtualHost *:443>",
+                            "<VirtualHost 127.0.0.1:%d>" % self.port)
+        return text
+
+    def example(self, relpath):
+        with open(os.path.join(ROOT, relpath)) as f:
+            return f.read()
+
+    def install_programs(self, src=CGI_BIN, dest="usr/local/lib/cgi-bin",
+                         names=None):
+        names = names or {"slack-install": "slack-install",
+                          "slack-oauth-redirect": "slack-oauth-redirect"}
+        for s, d in names.items():
+            check(os.access(os.path.join(src, s), os.X_OK),
+                  "%s/%s is not built (run make)" % (src, s))
+            shutil.copy(os.path.join(src, s), self.p(dest, d))
+            os.chmod(self.p(dest, d), 0o755)
+
+    def start_fake(self, client_id):
+        self.fake = fake_slack.FakeSlack(client_id, SECRET, shape="bot").start()
+        return self.fake
+
+    def write_config(self, path, lines, owner_uid=0, group_gid=None,
+                     mode=0o640):
+        with open(path, "w") as f:
+            f.write("".join(line + "\n" for line in lines))
+        os.chown(path, owner_uid, self.gid if group_gid is None else group_gid)
+        os.chmod(path, mode)
+
+    def fake_lines(self):
+        return ["SLACK_AUTHORIZE_URL = " + self.fake.authorize_url,
+                "SLACK_API_URL = " + self.fake.api_url]
+
+    def spawn(self, argv, log=None, **kw):
+        out = open(log, "ab") if log else subprocess.DEVNULL
+        p = subprocess.Popen(argv, stdin=kw.pop("stdin", subprocess.DEVNULL),
+                             stdout=out, stderr=out, start_new_session=True,
+                             **kw)
+        if log:
+            out.close()
+        self.procs.append(p)
+        return p
+
+    def stop(self):
+        for pf in self.pidfiles:
+            try:
+                with open(pf) as f:
+                    pids = [int(x) for x in f.read().split()]
+            except (OSError, ValueError):
+                continue
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                try:
+                    p.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for p in self.procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs = []
+        # Whatever still runs one of our copies of the programs was started
+        # by this test (mod_fcgid's, spawn-fcgi's children): end it by pid.
+        deadline = time.monotonic() + 3
+        while True:
+            left = self.our_processes()
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return left
+
+    def our_processes(self):
+        pids = []
+        for d in glob.glob("/proc/[0-9]*"):
+            try:
+                exe = os.readlink(d + "/exe")
+            except OSError:
+                continue
+            if exe.startswith(self.dir + "/"):
+                pids.append(int(os.path.basename(d)))
+        return pids
+
+    def cleanup(self):
+        self.stop()
+        if self.fake is not None:
+            self.fake.stop()
+            self.fake = None
+        if not KEEP:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------- the flow
+def request(port, path, cookie=None, host="127.0.0.1", tls=True):
+    if tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        c = http.client.HTTPSConnection(host, port, timeout=15, context=ctx)
+    else:
+        c = http.client.HTTPConnection(host, port, timeout=15)
+    headers = {"User-Agent": "deploy-test"}
+    if cookie:
+        headers["Cookie"] = cookie
+    c.request("GET", path, headers=headers)
+    r = c.getresponse()
+    body = r.read().decode("utf-8", "replace")
+    out = (r.status, r.getheaders(), body)
+    c.close()
+    return out
+
+
+def header(headers, name):
+    return [v for k, v in headers if k.lower() == name.lower()]
+
+
+def run_flow(w):
+    """The install flow through the server; returns what the logs must not
+    hold."""
+    fs = w.fake
+    st, hdrs, body = request(w.port, "/slack/install")
+    check(st == 200, "GET /slack/install: status %d: %s" % (st, body[:300]))
+    cookies = header(hdrs, "Set-Cookie")
+    check(len(cookies) == 1, "install: want one Set-Cookie, got %r" % cookies)
+    attrs = [a.strip() for a in cookies[0].split(";")]
+    name, _, state = attrs[0].partition("=")
+    for a in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"):
+        check(a in attrs, "install: cookie lacks %s: %r" % (a, cookies[0]))
+    m = re.search(r'<a href="([^"]+)"><img alt="Add to Slack"', body)
+    check(m, "install: no Add to Slack link in the page")
+    authorize = html.unescape(m.group(1))
+    check(authorize.startswith(fs.authorize_url + "?"),
+          "install: link is not the fake's authorize URL: %s" % authorize)
+    aq = urllib.parse.parse_qs(urllib.parse.urlsplit(authorize).query)
+    check(aq.get("state") == [state], "install: state in URL != cookie")
+
+    u = urllib.parse.urlsplit(authorize)
+    st, _, page = request(fs.port, u.path + "?" + u.query, tls=False)
+    check(st == 200, "fake authorize page: status %d: %s" % (st, page[:200]))
+    m = re.search(r'id="allow" href="([^"]+)"', page)
+    check(m, "fake authorize page: no Allow link")
+    st, hdrs, _ = request(fs.port, html.unescape(m.group(1)), tls=False)
+    loc = header(hdrs, "Location")
+    check(st == 302 and loc, "Allow: want a 302, got %d" % st)
+    back = urllib.parse.urlsplit(loc[0])
+    check(back.path == "/slack/oauth_redirect",
+          "Allow: redirected to %s, not /slack/oauth_redirect" % loc[0])
+    bq = urllib.parse.parse_qs(back.query)
+    code = bq["code"][0]
+
+    target = "/slack/oauth_redirect?" + back.query
+    st, hdrs, body = request(w.port, target, cookie="%s=%s" % (name, state))
+    check(st == 200, "GET /slack/oauth_redirect: status %d: %s"
+          % (st, re.sub(r"\s+", " ", body)[:300]))
+    check(fake_slack.TEAM_NAME in body,
+          "success page does not name the workspace")
+    cleared = header(hdrs, "Set-Cookie")
+    check(any(c.startswith(name + "=;") or "Max-Age=0" in c for c in cleared),
+          "redirect: state cookie not cleared: %r" % cleared)
+
+    st, _, body = request(w.port, target, cookie="%s=%s" % (name, state))
+    check(st == 400 and "expired or was already used" in body,
+          "replayed redirect: want 400 'expired or already used', got %d" % st)
+    st, _, _ = request(w.port, "/slack/other")
+    check(st in (403, 404), "GET /slack/other: status %d, want 403 or 404" % st)
+    return {"code": code, "state": state}
+
+
+def check_stored(w, db):
+    fs = w.fake
+    check(os.path.exists(db), "no database at %s" % db)
+    st = os.stat(db)
+    check(st.st_mode & 0o077 == 0, "database mode %o, want 0600" % (st.st_mode & 0o777))
+    check(st.st_uid == w.uid, "database owned by uid %d, not %s: the programs "
+          "did not run as the web server's user" % (st.st_uid, w.user))
+    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+    try:
+        rows = con.execute(
+            "SELECT client_id, enterprise_id, team_id, team_name, bot_token, "
+            "bot_id, bot_user_id FROM slack_installations").fetchall()
+        bots = con.execute("SELECT team_id, bot_token FROM slack_bots").fetchall()
+    finally:
+        con.close()
+    check(len(rows) == 1, "want 1 installation row, got %d" % len(rows))
+    ex = fs.last_exchange
+    check(ex is not None, "the fake saw no successful exchange")
+    want = (fs.client_id, "", fake_slack.TEAM_ID, fake_slack.TEAM_NAME,
+            ex["access_token"], fake_slack.BOT_ID, fake_slack.BOT_USER_ID)
+    check(rows[0] == want, "stored %r, want %r" % (rows[0], want))
+    check(bots == [(fake_slack.TEAM_ID, ex["access_token"])],
+          "slack_bots: %r" % (bots,))
+
+
+def scan_logs(w, secrets, must_have, logdirs):
+    """Every file under logdirs: no secret; each must_have (file, text)."""
+    files = []
+    for d in logdirs:
+        for dp, _, fns in os.walk(d):
+            files += [os.path.join(dp, f) for f in fns]
+    texts = {}
+    for f in files:
+        with open(f, "rb") as fh:
+            texts[f] = fh.read().decode("utf-8", "replace")
+    for f, t in texts.items():
+        for s in secrets:
+            if s and s in t:
+                raise Fail("%s holds a secret (%s…)" % (os.path.relpath(f, w.dir),
+                                                        s[:12]))
+        if "FastCGI sent in stderr" in t:
+            raise Fail("%s: the programs' stderr reached nginx"
+                       % os.path.relpath(f, w.dir))
+    for rel, text in must_have:
+        f = w.p(rel)
+        check(f in texts, "no log file %s" % rel)
+        check(text in texts[f], "%s lacks %r" % (rel, text))
+
+
+def secrets_of(w, flow):
+    return sorted(w.fake.secrets() | {flow["code"], flow["state"], SECRET})
+
+
+# ------------------------------------------------------------ the servers
+NGINX_MAIN = """\
+{user}
+worker_processes 1;
+pid {dir}/run/nginx.pid;
+daemon off;
+error_log {dir}/var/log/nginx/error.log;
+events {{ worker_connections 64; }}
+http {{
+    client_body_temp_path {dir}/tmp/nginx-body;
+    proxy_temp_path {dir}/tmp/nginx-proxy;
+    fastcgi_temp_path {dir}/tmp/nginx-fastcgi;
+    uwsgi_temp_path {dir}/tmp/nginx-uwsgi;
+    scgi_temp_path {dir}/tmp/nginx-scgi;
+    access_log {dir}/var/log/nginx/access.log;
+    include {dir}/nginx/site.conf;
+}}
+"""
+
+
+def start_nginx(w, example):
+    os.makedirs(w.p("nginx"))
+    shutil.copy("/etc/nginx/fastcgi_params", w.p("nginx", "fastcgi_params"))
+    with open(w.p("nginx", "site.conf"), "w") as f:
+        f.write(w.subst(w.example(example)))
+    with open(w.p("nginx", "nginx.conf"), "w") as f:
+        f.write(NGINX_MAIN.format(dir=w.dir, user="user www-data;"))
+    argv = ["nginx", "-p", w.p("nginx"), "-c", w.p("nginx", "nginx.conf"),
+            "-e", w.p("var/log/nginx/error.log")]
+    t = subprocess.run(argv + ["-t"], capture_output=True, text=True)
+    check(t.returncode == 0, "nginx -t: " + t.stderr.strip()[-400:])
+    p = w.spawn(argv, log=w.p("var/log/nginx/stderr.log"))
+    wait_for(lambda: p.poll() is None and port_open(w.port), "nginx")
+
+
+APACHE_MAIN = """\
+ServerRoot {dir}/apache
+ServerName localhost
+PidFile {dir}/run/apache2.pid
+DefaultRuntimeDir {dir}/run
+Mutex file:{dir}/run default
+User www-data
+Group www-data
+Listen 127.0.0.1:{port}
+ErrorLog {dir}/var/log/apache2/error.log
+LogLevel warn
+LoadModule mpm_event_module {mods}/mod_mpm_event.so
+LoadModule authz_core_module {mods}/mod_authz_core.so
+LoadModule alias_module {mods}/mod_alias.so
+LoadModule setenvif_module {mods}/mod_setenvif.so
+LoadModule socache_shmcb_module {mods}/mod_socache_shmcb.so
+LoadModule ssl_module {mods}/mod_ssl.so
+{extra}
+"""
+APACHE_MODS = "/usr/lib/apache2/modules"
+
+
+def start_apache(w, extra):
+    os.makedirs(w.p("apache"))
+    conf = w.p("apache", "httpd.conf")
+    with open(conf, "w") as f:
+        f.write(APACHE_MAIN.format(dir=w.dir, port=w.port, mods=APACHE_MODS,
+                                   extra=extra))
+    argv = ["apache2", "-d", w.p("apache"), "-f", conf]
+    t = subprocess.run(argv + ["-t"], capture_output=True, text=True)
+    check(t.returncode == 0, "apache2 -t: " + (t.stderr + t.stdout).strip()[-400:])
+    p = w.spawn(argv + ["-DFOREGROUND"], log=w.p("var/log/apache2/stderr.log"))
+    wait_for(lambda: p.poll() is None and port_open(w.port), "apache2")
+
+
+def client_id_of(text):
+    m = re.search(r"SLACK_CLIENT_ID[ =]+([^\s;]+)", text)
+    check(m, "the example sets no SLACK_CLIENT_ID")
+    return m.group(1)
+
+
+# ------------------------------------------------------------ deployments
+def apache_fcgid(w):
+    text = w.example("apache-example.conf")
+    w.install_programs()
+    w.start_fake(client_id_of(text))
+    w.write_config(w.p("etc/slack-oauth/slack-oauth.conf"),
+                   ["SLACK_CLIENT_SECRET = " + SECRET] + w.fake_lines())
+    with open(w.p("site.conf"), "w") as f:
+        f.write(w.subst(text))
+    start_apache(w, "LoadModule fcgid_module {m}/mod_fcgid.so\n"
+                    "FcgidIPCDir {d}/fcgid\n"
+                    "FcgidProcessTableFile {d}/run/fcgid-shm\n"
+                    "Include {d}/site.conf\n".format(m=APACHE_MODS, d=w.dir))
+    flow = run_flow(w)
+    w.stop()
+    check_stored(w, w.p("var/lib/slack-oauth/slack-oauth.db"))
+    scan_logs(w, secrets_of(w, flow), [
+        ("var/log/apache2/slack-oauth.access.log", "GET /slack/oauth_redirect HTTP"),
+        ("var/log/apache2/error.log", "slack-oauth-redirect: outcome=ok status=200"),
+    ], [w.p("var/log")])
+
+
+def apache_cgi_htaccess(w):
+    """Shared hosting: the programs built with the config file's place
+    compiled in, as the example says, under a document root with the
+    example as its .htaccess; the host's log honours "dontlog"."""
+    text = w.example("htaccess-example")
+    home = w.p("home/alice")
+    etc = home + "/etc/slack-oauth"
+    os.makedirs(etc)
+    os.makedirs(home + "/public_html/slack")
+    os.makedirs(home + "/slack-oauth")
+    os.chown(home + "/slack-oauth", w.uid, w.gid)
+    os.chmod(home + "/slack-oauth", 0o700)
+    build = w.p("build")
+    r = subprocess.run(["make", "-s", "-j2", "SYSCONFDIR=" + etc, "BUILD=" + build,
+                        "CGIDIR=" + build + "/cgi-bin",
+                        build + "/cgi-bin/slack-install",
+                        build + "/cgi-bin/slack-oauth-redirect"],
+                       cwd=ROOT, capture_output=True, text=True)
+    check(r.returncode == 0, "make SYSCONFDIR=…: " + r.stderr[-400:])
+    w.install_programs(src=build + "/cgi-bin", dest=home + "/public_html/slack",
+                       names={"slack-install": "install",
+                              "slack-oauth-redirect": "oauth_redirect"})
+    shutil.copy(os.path.join(ROOT, "htaccess-example"),
+                home + "/public_html/slack/.htaccess")
+    # The config file as the example shows it, with the fake's secret and,
+    # for the test only, the fake's addresses.
+    m = re.search(r"slack-oauth\.conf \(chmod 0600\), for example:\n#\n"
+                  r"((?:#   .*\n)+)", text)
+    check(m, "htaccess-example: no config file sample")
+    sample = [ln[4:] for ln in m.group(1).splitlines()]
+    sample = [w.subst(ln).replace("<the app's client secret>", SECRET)
+              for ln in sample]
+    w.start_fake(client_id_of(m.group(1)))
+    # suexec would run the programs as alice, the file's owner, 0600; here
+    # www-data stands for alice.
+    w.write_config(etc + "/slack-oauth.conf", sample + w.fake_lines(),
+                   owner_uid=w.uid, mode=0o600)
+    host = """\
+LoadModule cgid_module {m}/mod_cgid.so
+ScriptSock {d}/run/cgid.sock
+LogFormat "%h %l %u %t \\"%r\\" %>s %O \\"%{{Referer}}i\\" \\"%{{User-Agent}}i\\"" combined
+<VirtualHost 127.0.0.1:{port}>
+    ServerName example.org
+    SSLEngine on
+    SSLCertificateFile {d}/etc/letsencrypt/live/example.org/fullchain.pem
+    SSLCertificateKeyFile {d}/etc/letsencrypt/live/example.org/privkey.pem
+    DocumentRoot {home}/public_html
+    <Directory {home}/public_html>
+        AllowOverride All
+        Require all granted
+    </Directory>
+    CustomLog {d}/var/log/apache2/access.log combined env=!dontlog
+</VirtualHost>
+""".format(m=APACHE_MODS, d=w.dir, port=w.port, home=home)
+    start_apache(w, host)
+    flow = run_flow(w)
+    w.stop()
+    check_stored(w, home + "/slack-oauth/slack-oauth.db")
+    scan_logs(w, secrets_of(w, flow), [
+        ("var/log/apache2/access.log", "GET /slack/install HTTP"),
+        ("var/log/apache2/error.log", "slack-oauth-redirect: outcome=ok status=200"),
+    ], [w.p("var/log")])
+    with open(w.p("var/log/apache2/access.log")) as f:
+        check("oauth_redirect" not in f.read(),
+              "the host logged /slack/oauth_redirect despite dontlog")
+
+
+def nginx_fcgiwrap(w):
+    text = w.example("nginx-example.conf")
+    check("fastcgi_param SCRIPT_FILENAME" in text, "no SCRIPT_FILENAME")
+    w.install_programs()
+    w.start_fake(client_id_of(text))
+    w.write_config(w.p("etc/slack-oauth/slack-oauth.conf"),
+                   ["SLACK_CLIENT_SECRET = " + SECRET] + w.fake_lines())
+    # fcgiwrap as Debian's fcgiwrap.socket/.service run it (socket on fd 0,
+    # 0660 www-data, user www-data) with DAEMON_OPTS= as the example says;
+    # its stderr is the journal's stand-in.
+    sock_path = w.subst("/run/fcgiwrap.socket")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(sock_path)
+    os.chown(sock_path, w.uid, w.gid)
+    os.chmod(sock_path, 0o660)
+    s.listen(64)
+    w.spawn(["/usr/sbin/fcgiwrap", "-c", "2"], stdin=s.fileno(),
+            log=w.p("var/log/fcgiwrap.journal"), user=w.uid, group=w.gid,
+            extra_groups=[], cwd="/",
+            env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
+    s.close()
+    start_nginx(w, "nginx-example.conf")
+    flow = run_flow(w)
+    w.stop()
+    check_stored(w, w.p("var/lib/slack-oauth/slack-oauth.db"))
+    scan_logs(w, secrets_of(w, flow), [
+        ("var/log/nginx/slack-oauth.access.log", "GET /slack/oauth_redirect HTTP"),
+        ("var/log/fcgiwrap.journal", "slack-oauth-redirect: outcome=ok status=200"),
+    ], [w.p("var/log")])
+
+
+def shell_lines(text):
+    """The "#$ " command lines of an example, continuation lines joined."""
+    cmds, cur = [], ""
+    for ln in text.splitlines():
+        if not ln.startswith("#$ "):
+            continue
+        ln = ln[3:]
+        if ln.rstrip().endswith("\\"):
+            cur += ln.rstrip()[:-1] + " "
+            continue
+        cmds.append(cur + ln)
+        cur = ""
+    return cmds
+
+
+def nginx_spawn_fcgi(w):
+    text = w.example("nginx-spawn-fcgi-example.conf")
+    cmds = shell_lines(text)
+    check(len(cmds) == 3, "want 3 '#$' command lines, got %d" % len(cmds))
+    w.install_programs()
+    w.start_fake(client_id_of(text))
+    w.write_config(w.p("etc/slack-oauth/slack-oauth.conf"),
+                   ["SLACK_CLIENT_SECRET = " + SECRET] + w.fake_lines())
+    for sock in ("slack-install", "slack-oauth-redirect"):
+        w.pidfiles.append(w.p("run/slack-oauth/%s.pid" % sock))
+    for cmd in cmds:
+        r = subprocess.run(["/bin/sh", "-c", w.subst(cmd)], cwd="/",
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=20)
+        check(r.returncode == 0, "%s: exit %d: %s" % (cmd[:40], r.returncode,
+                                                      r.stderr.strip()[-300:]))
+    for sock in ("slack-install", "slack-oauth-redirect"):
+        st = os.stat(w.p("run/slack-oauth/%s.sock" % sock))
+        check(st.st_uid == w.uid and st.st_mode & 0o777 == 0o660,
+              "%s.sock: not 0660 www-data" % sock)
+    start_nginx(w, "nginx-spawn-fcgi-example.conf")
+    flow = run_flow(w)
+    w.stop()
+    check_stored(w, w.p("var/lib/slack-oauth/slack-oauth.db"))
+    scan_logs(w, secrets_of(w, flow), [
+        ("var/log/nginx/slack-oauth.access.log", "GET /slack/oauth_redirect HTTP"),
+        ("var/log/slack-oauth/slack-oauth.log",
+         "slack-oauth-redirect: outcome=ok status=200"),
+    ], [w.p("var/log")])
+
+
+def unit_file(path):
+    """[Section] -> list of (key, value), as systemd reads it (enough of it)."""
+    out, sect = {}, None
+    with open(path) as f:
+        for ln in f:
+            ln = ln.strip()
+            if not ln or ln[0] in "#;":
+                continue
+            if ln.startswith("["):
+                sect = ln.strip("[]")
+                continue
+            k, _, v = ln.partition("=")
+            out.setdefault(sect, []).append((k.strip(), v.strip()))
+    return out
+
+
+def systemd_socket(w):
+    """systemd/*.socket + *.service, run as systemd would: the socket made
+    by systemd-socket-activate with the unit's owner and mode, the program
+    exec'd on the first connection with the listening socket on fd 0
+    (StandardInput=socket), only the unit's Environment=, as its User=;
+    nginx in front with nginx-spawn-fcgi-example.conf."""
+    w.install_programs()
+    units = w.p("units")
+    os.makedirs(units)
+    cid = None
+    for prog in ("slack-install", "slack-oauth-redirect"):
+        for ext in ("socket", "service"):
+            src = os.path.join(ROOT, "systemd", "%s.%s" % (prog, ext))
+            with open(src) as f:
+                text = f.read()
+            cid = cid or (client_id_of(text) if ext == "service" else None)
+            with open(os.path.join(units, "%s.%s" % (prog, ext)), "w") as f:
+                f.write(w.subst(text))
+    if shutil.which("systemd-analyze"):
+        r = subprocess.run(["systemd-analyze", "verify"] +
+                           sorted(glob.glob(units + "/*")),
+                           capture_output=True, text=True, cwd=units)
+        bad = [ln for ln in (r.stdout + r.stderr).splitlines()
+               if ln.strip() and "Failed to connect to bus" not in ln]
+        check(r.returncode == 0 and not bad,
+              "systemd-analyze verify: " + " | ".join(bad)[-400:])
+    w.start_fake(cid)
+    w.write_config(w.p("etc/slack-oauth/slack-oauth.conf"),
+                   ["SLACK_CLIENT_SECRET = " + SECRET] + w.fake_lines())
+    for prog in ("slack-install", "slack-oauth-redirect"):
+        sock = dict(unit_file(os.path.join(units, prog + ".socket"))["Socket"])
+        svc = unit_file(os.path.join(units, prog + ".service"))["Service"]
+        sv = dict(svc)
+        check(sv.get("StandardInput") == "socket", "%s: no StandardInput=socket"
+              % prog)
+        check(sock.get("Accept", "no") == "no", "%s: Accept=yes" % prog)
+        path = sock["ListenStream"]
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        argv = ["systemd-socket-activate", "--inetd", "-l", path]
+        for k, v in svc:
+            if k == "Environment":
+                for item in shlex.split(v):
+                    argv += ["-E", item]
+        argv += ["--", "setpriv", "--reuid=" + sv["User"],
+                 "--regid=" + sv["Group"], "--clear-groups", "--"]
+        argv += shlex.split(sv["ExecStart"])
+        w.spawn(argv, log=w.p("var/log/journal-%s.log" % prog), cwd="/")
+        wait_for(lambda: os.path.exists(path), path)
+        os.chown(path, pwd.getpwnam(sock["SocketUser"]).pw_uid,
+                 grp.getgrnam(sock["SocketGroup"]).gr_gid)
+        os.chmod(path, int(sock["SocketMode"], 8))
+    start_nginx(w, "nginx-spawn-fcgi-example.conf")
+    flow = run_flow(w)
+    w.stop()
+    check_stored(w, w.p("var/lib/slack-oauth/slack-oauth.db"))
+    scan_logs(w, secrets_of(w, flow), [
+        ("var/log/nginx/slack-oauth.access.log", "GET /slack/oauth_redirect HTTP"),
+        ("var/log/journal-slack-oauth-redirect.log",
+         "slack-oauth-redirect: outcome=ok status=200"),
+        ("var/log/journal-slack-install.log", "slack-install: outcome=ok status=200"),
+    ], [w.p("var/log")])
+
+
+DEPLOYMENTS = [
+    ("apache + mod_fcgid (apache-example.conf)", "apache-fcgid", apache_fcgid),
+    ("apache + CGI, .htaccess (htaccess-example)", "apache-cgi",
+     apache_cgi_htaccess),
+    ("nginx + fcgiwrap (nginx-example.conf)", "nginx-fcgiwrap", nginx_fcgiwrap),
+    ("nginx + spawn-fcgi (nginx-spawn-fcgi-example.conf)", "nginx-spawn-fcgi",
+     nginx_spawn_fcgi),
+    ("nginx + systemd socket units (systemd/)", "systemd", systemd_socket),
+]
+
+
+def make_cert(d):
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                        "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                        "-keyout", os.path.join(d, "privkey.pem"),
+                        "-out", os.path.join(d, "fullchain.pem"), "-days", "2",
+                        "-subj", "/CN=localhost"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit("openssl: " + r.stderr)
+
+
+CERT_DIR = None
+
+
+def main():
+    global CERT_DIR
+    only = sys.argv[1:]
+    passed = failed = 0
+    if os.geteuid() != 0:
+        print("FAIL - deployments: must run as root (the servers drop to "
+              "www-data as in production)")
+        print("0 passed, 1 failed")
+        return 1
+    missing = [b for b in ("nginx", "apache2", "spawn-fcgi", "openssl", "setpriv",
+                           "systemd-socket-activate", "/usr/sbin/fcgiwrap")
+               if not shutil.which(b)]
+    if missing or not os.path.exists(APACHE_MODS + "/mod_fcgid.so"):
+        print("FAIL - deployments: missing %s (make deps)"
+              % " ".join(missing or ["mod_fcgid"]))
+        print("0 passed, 1 failed")
+        return 1
+    certs = tempfile.mkdtemp(prefix="deploy-cert-")
+    CERT_DIR = certs
+    try:
+        make_cert(certs)
+        for title, short, fn in DEPLOYMENTS:
+            if only and not any(o in short for o in only):
+                continue
+            t0 = time.monotonic()
+            w = World(short)
+            try:
+                fn(w)
+                left = w.stop()
+                check(not left, "processes left running: %r" % left)
+                print("ok - %s (%.1fs)" % (title, time.monotonic() - t0),
+                      flush=True)
+                passed += 1
+            except Fail as e:
+                print("FAIL - %s: %s" % (title, e), flush=True)
+                failed += 1
+            except Exception as e:  # a crash is a failure of that deployment
+                print("FAIL - %s: %s: %s" % (title, type(e).__name__, e))
+                traceback.print_exc(file=sys.stdout)
+                failed += 1
+            finally:
+                w.cleanup()
+                if KEEP:
+                    print("#   kept " + w.dir)
+    finally:
+        shutil.rmtree(certs, ignore_errors=True)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
