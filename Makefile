@@ -29,11 +29,13 @@ CFLAGS  := $(filter-out -D_FORTIFY_SOURCE=2 -O2,$(CFLAGS)) -O1 \
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-COMMON   = buf util sha256 log conf req resp html page db state serve
+COMMON   = buf util sha256 log conf req resp html page db db_sqlite db_pg state store \
+	   installation serve
 INSTALL  = $(COMMON) install main_install
-REDIRECT = $(COMMON) store slack redirect main_redirect
-ADMIN    = buf util sha256 log conf db state store slack admin slack-oauth
-LIBOBJ   = $(COMMON) install store slack redirect admin
+REDIRECT = $(COMMON) slack redirect main_redirect
+ADMIN    = buf util sha256 log conf db db_sqlite db_pg state store installation \
+	   slack admin slack-oauth
+LIBOBJ   = $(COMMON) install slack redirect admin
 
 obj = $(patsubst %,$(BUILD)/obj/%.o,$(1))
 

@@ -1,7 +1,7 @@
 #include <string.h>
 
 #include "db.h"
-#include "dbi.h"
+#include "backend.h"
 #include "sha256.h"
 #include "state.h"
 #include "util.h"
@@ -71,9 +71,9 @@ state_consume(struct db *db, const char *client_id, const char *s, int64_t now)
 	const unsigned char *key;
 	size_t keylen;
 	uint64_t exp = 0;
-	sqlite3_stmt *st;
 	enum state_res res = STATE_INVALID;
-	int i, rc, used;
+	int i, rc;
+	unsigned diff;
 
 	if (!state_shape_ok(s) || b64url_decode(s, raw, sizeof(raw)) != STATE_RAW ||
 	    raw[0] != STATE_VERSION)
@@ -82,9 +82,9 @@ state_consume(struct db *db, const char *client_id, const char *s, int64_t now)
 		return from_db(rc);
 	mac(key, keylen, client_id, raw, want);
 	/* Constant-time, as ct_streq, over the binary MACs. */
-	for (i = 0, used = 0; i < SHA256_LEN; i++)
-		used |= want[i] ^ raw[OFF_MAC + i];
-	if (used != 0)
+	for (i = 0, diff = 0; i < SHA256_LEN; i++)
+		diff |= want[i] ^ raw[OFF_MAC + i];
+	if (diff != 0)
 		goto out;
 	for (i = 0; i < 8; i++)
 		exp = exp << 8 | raw[OFF_EXPIRY + i];
@@ -92,31 +92,16 @@ state_consume(struct db *db, const char *client_id, const char *s, int64_t now)
 		goto out;
 
 	sha256(s, STATE_CHARS, hash);
-	if ((rc = db_begin(db)) != DB_OK) {
+	switch (rc = db->be->state_use(db, hash, (int64_t)exp, now)) {
+	case 1:
+		res = STATE_OK;
+		break;
+	case 0:
+		res = STATE_INVALID; /* used before */
+		break;
+	default:
 		res = from_db(rc);
-		goto out;
 	}
-	if ((st = db_stmt(db, STMT_STATE_PURGE)) == NULL ||
-	    sqlite3_bind_int64(st, 1, now) != SQLITE_OK ||
-	    (rc = db_rc(sqlite3_step(st))) != DB_OK)
-		goto fail;
-	if ((st = db_stmt(db, STMT_STATE_USE)) == NULL ||
-	    sqlite3_bind_blob(st, 1, hash, sizeof(hash), SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 2, (int64_t)exp) != SQLITE_OK ||
-	    (rc = db_rc(sqlite3_step(st))) != DB_OK)
-		goto fail;
-	used = sqlite3_changes(db->h) != 1;
-	sqlite3_reset(st);
-	if ((rc = db_commit(db)) != DB_OK) {
-		res = from_db(rc);
-		goto out;
-	}
-	res = used ? STATE_INVALID : STATE_OK;
-	goto out;
-fail:
-	rc = db_rc(sqlite3_errcode(db->h));
-	res = from_db(rc);
-	db_rollback(db);
 out:
 	explicit_bzero(raw, sizeof(raw));
 	return res;
@@ -125,14 +110,5 @@ out:
 long
 state_purge(struct db *db, int64_t now)
 {
-	sqlite3_stmt *st;
-	long n;
-
-	if ((st = db_stmt(db, STMT_STATE_PURGE)) == NULL ||
-	    sqlite3_bind_int64(st, 1, now) != SQLITE_OK ||
-	    db_rc(sqlite3_step(st)) != DB_OK)
-		return -1;
-	n = (long)sqlite3_changes(db->h);
-	sqlite3_reset(st);
-	return n;
+	return db->be->state_purge(db, now);
 }

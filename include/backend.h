@@ -1,0 +1,63 @@
+/* The storage backends behind db.h, state.h and store.h. Each implements
+ * these operations on its own connection, kept in struct db's h; handlers
+ * never see which backend serves them. Results are DB_OK, DB_ERR or
+ * DB_BUSY unless said otherwise. */
+#ifndef BACKEND_H
+#define BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+
+struct installation;
+struct inst_key;
+struct due;
+
+struct db {
+	const struct backend *be;
+	char *target;          /* the file path or connection URI */
+	void *h;               /* the backend's connection */
+	unsigned char key[32]; /* the state key, once read */
+	int have_key;
+};
+
+struct backend {
+	const char *name;
+	/* Connects db->target, creating or upgrading the schema. */
+	int (*open)(struct db *, char *err, size_t errlen);
+	void (*close)(struct db *);
+	const char *(*errmsg)(struct db *);
+	void (*busy_timeout)(struct db *, int ms);
+	int (*inspect)(const char *target, struct db_info *, char *err, size_t errlen);
+	int (*state_key)(struct db *, unsigned char key[32]);
+	/* Records a used state: 1 when recorded now, 0 when it already was,
+	 * else DB_ERR or DB_BUSY. One atomic statement or transaction. */
+	int (*state_use)(struct db *, const unsigned char hash[32],
+	    int64_t expires_at, int64_t now);
+	long (*state_purge)(struct db *, int64_t now);
+	int (*put)(struct db *, const char *client_id, const struct installation *,
+	    const char *stamp);
+	int (*list)(struct db *, const char *client_id,
+	    int (*fn)(void *, const struct installation *), void *arg);
+	long (*count)(struct db *, const char *client_id);
+	int (*token)(struct db *, const char *client_id, const struct inst_key *,
+	    const char *user_id, char **token, int64_t *expires_at);
+	int (*due)(struct db *, const char *client_id, int64_t deadline,
+	    struct due **, size_t *);
+	int (*refresh_token)(struct db *, const char *client_id, const struct due *,
+	    char **refresh_token, int64_t *expires_at);
+	int (*refreshed)(struct db *, const char *client_id, const struct due *,
+	    const char *token, const char *refresh_token, int64_t expires_at,
+	    const char *scope, const char *json, const char *stamp);
+	int (*lock)(struct db *, const char *name, int64_t now, int64_t until);
+	int (*unlock)(struct db *, const char *name);
+	int (*tokens)(struct db *, const char *client_id, const struct inst_key *,
+	    int64_t now, char ***, size_t *);
+	long (*del)(struct db *, const char *client_id, const struct inst_key *);
+};
+
+extern const struct backend backend_sqlite;
+extern const struct backend backend_pg;
+
+#endif
