@@ -41,7 +41,7 @@ obj = $(patsubst %,$(BUILD)/obj/%.o,$(1))
 
 LIBS_INSTALL  := $(shell pkg-config --libs $(PKGS_INSTALL) 2>/dev/null || echo -lfcgi -lsqlite3)
 LIBS_REDIRECT := $(shell pkg-config --libs $(PKGS_REDIRECT) 2>/dev/null || echo -lfcgi -lsqlite3 -lcurl -lcjson)
-PKG_CFLAGS    := $(shell pkg-config --cflags $(PKGS_REDIRECT) 2>/dev/null)
+PKG_CFLAGS    := $(shell pkg-config --cflags $(PKGS_REDIRECT) libpq 2>/dev/null)
 
 all: $(CGIDIR)/slack-install $(CGIDIR)/slack-oauth-redirect $(BINDIR)/slack-oauth
 
@@ -94,7 +94,7 @@ fuzz:
 
 # Packages the build and the tests need, installed when missing (Debian 12).
 DEPS = build-essential pkg-config libfcgi-dev libcurl4-openssl-dev libcjson-dev \
-       libsqlite3-dev python3 spawn-fcgi valgrind sqlite3 ca-certificates mandoc
+       libsqlite3-dev libpq-dev python3 spawn-fcgi valgrind sqlite3 ca-certificates mandoc
 
 deps:
 	@sh tests/apt-install.sh $(DEPS)
@@ -121,6 +121,32 @@ test: deps deploy-deps
 	$(MAKE) all unit fuzzers
 	$(MAKE) BUILD=build/asan CGIDIR=build/asan/cgi-bin BINDIR=build/asan/bin SAN=1 all unit fuzzers
 	python3 tests/run.py
+
+# The benchmark (bench/run.py, bench/RESULTS.md; issue 6), not part of
+# `make test`: the programs against trivial libfcgi and CGI "hello" programs
+# behind nginx, with wrk, on 127.0.0.1. BENCH_ARGS: see bench/run.py --help.
+BENCH_DEPS = $(DEMO_DEPS) wrk fcgiwrap strace util-linux
+BENCH_BIN  = $(BUILD)/bench/hello-fcgi $(BUILD)/bench/hello-cgi $(BUILD)/bench/fake-slack
+BENCH_ARGS ?=
+
+$(BUILD)/bench/hello-fcgi: bench/hello_fcgi.c
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< -lfcgi
+
+$(BUILD)/bench/hello-cgi: bench/hello_cgi.c
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
+$(BUILD)/bench/fake-slack: bench/fake_slack.c
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lpthread
+
+bench:
+	@sh tests/apt-install.sh $(BENCH_DEPS)
+	$(MAKE) all $(BENCH_BIN)
+	python3 bench/run.py --build $(BUILD)/bench --cgi-bin $(CGIDIR) $(BENCH_ARGS)
+
+.PHONY: bench
 
 clean:
 	rm -rf $(BUILD) $(CGIDIR)/slack-install $(CGIDIR)/slack-oauth-redirect \

@@ -46,6 +46,10 @@ int db_inspect(const char *target, struct db_info *, char *err, size_t errlen);
 /* The last error of the connection, for logs (never a password). */
 const char *db_errmsg(struct db *);
 
+/* Writes target for display: a PostgreSQL URI with its password, in the
+ * userinfo or a password= parameter, replaced by "***". */
+void db_redact(const char *target, char *out, size_t len);
+
 /* Which backend: "sqlite" or "postgresql". */
 const char *db_backend(struct db *);
 

@@ -110,3 +110,35 @@ db_backend(struct db *db)
 {
 	return db->be->name;
 }
+
+void
+db_redact(const char *t, char *out, size_t len)
+{
+	const char *auth, *end, *at, *colon, *q, *pw;
+	const char *cut[2][2] = { { NULL, NULL }, { NULL, NULL } }, *from = t;
+	size_t o = 0;
+	int i;
+
+	snprintf(out, len, "%s", t);
+	if (!db_is_pg(t))
+		return;
+	/* Spans to hide: the userinfo's password, a password= parameter. */
+	auth = strstr(t, "://") + 3;
+	end = auth + strcspn(auth, "/?");
+	if ((at = memchr(auth, '@', (size_t)(end - auth))) != NULL &&
+	    (colon = memchr(auth, ':', (size_t)(at - auth))) != NULL)
+		cut[0][0] = colon + 1, cut[0][1] = at;
+	if ((q = strchr(t, '?')) != NULL && (pw = strstr(q, "password=")) != NULL &&
+	    (pw[-1] == '?' || pw[-1] == '&'))
+		cut[1][0] = pw + 9, cut[1][1] = pw + 9 + strcspn(pw + 9, "&");
+	for (i = 0; i < 2; i++) {
+		if (cut[i][0] == NULL)
+			continue;
+		o += (size_t)snprintf(out + o, len - o, "%.*s***",
+		    (int)(cut[i][0] - from), from);
+		if (o >= len)
+			return;
+		from = cut[i][1];
+	}
+	snprintf(out + o, len - o, "%s", from);
+}

@@ -916,6 +916,33 @@ test_db_adopts_sdk_tables(void)
 	CHECK(system(cmd) == 0);
 }
 
+static void
+test_db_redact(void)
+{
+	static const struct {
+		const char *in, *out;
+	} t[] = {
+		{ "/var/lib/slack-oauth/x.db", "/var/lib/slack-oauth/x.db" },
+		{ "/p:a@b/x.db", "/p:a@b/x.db" },
+		{ "postgresql://host/db", "postgresql://host/db" },
+		{ "postgresql://u@host/db", "postgresql://u@host/db" },
+		{ "postgresql://u:s3cret@host:5432/db", "postgresql://u:***@host:5432/db" },
+		{ "postgres://u:p@h/db?sslmode=verify-full&password=x&a=b",
+		    "postgres://u:***@h/db?sslmode=verify-full&password=***&a=b" },
+		{ "postgresql:///db?password=pw", "postgresql:///db?password=***" },
+		{ "postgresql://h/db?xpassword=1", "postgresql://h/db?xpassword=1" },
+	};
+	char out[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		db_redact(t[i].in, out, sizeof(out));
+		CHECK_STR(out, t[i].out);
+	}
+	db_redact("postgresql://u:secret@h/db", out, 12);
+	CHECK(strstr(out, "secret") == NULL);
+}
+
 int
 main(void)
 {
@@ -940,6 +967,7 @@ main(void)
 	RUN(test_slack_parse_auth_test);
 	RUN(test_state_and_store);
 	RUN(test_db_adopts_sdk_tables);
+	RUN(test_db_redact);
 	printf("unit: %d passed, %d failed\n", t_pass, t_fail);
 	return t_fail != 0;
 }
