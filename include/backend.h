@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "db.h"
+#include "store.h"
 
 struct installation;
 struct inst_key;
@@ -55,6 +56,19 @@ struct backend {
 	int (*tokens)(struct db *, const char *client_id, const struct inst_key *,
 	    int64_t now, char ***, size_t *);
 	long (*del)(struct db *, const char *client_id, const struct inst_key *);
+	/* For `slack-oauth copy`: every row of slack_installations (bots 0) or
+	 * slack_bots (bots 1), oldest first, whatever its client id. */
+	int (*each)(struct db *, int bots,
+	    int (*fn)(void *, const char *client_id, const struct installation *),
+	    void *arg);
+	/* Appends one such row, keeping its installed_at. */
+	int (*put_row)(struct db *, int bots, const char *client_id,
+	    const struct installation *);
+	/* Rows in both installation tables, any client id, or <0. */
+	long (*rows)(struct db *);
+	/* A write transaction around several put_row: TX_BEGIN, TX_COMMIT
+	 * (rolls back when it fails) or TX_ROLLBACK. */
+	int (*tx)(struct db *, int op);
 };
 
 extern const struct backend backend_sqlite;

@@ -82,4 +82,14 @@ void store_tokens_free(char **, size_t n);
 /* Deletes every row of k in both tables, as the SDK's delete_all does.
  * Returns the number of rows deleted, or DB_ERR/DB_BUSY. */
 long store_delete(struct db *, const char *client_id, const struct inst_key *k);
+/* For `slack-oauth copy`: see backend.h. */
+int store_each(struct db *, int bots,
+    int (*fn)(void *, const char *client_id, const struct installation *),
+    void *arg);
+int store_put_row(struct db *, int bots, const char *client_id,
+    const struct installation *);
+long store_rows(struct db *);
+enum { TX_BEGIN, TX_COMMIT, TX_ROLLBACK };
+int store_tx(struct db *, int op);
+
 #endif

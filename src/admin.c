@@ -31,7 +31,8 @@ static const char usage_text[] =
     "       " PROG " token [--user USER_ID] TEAM_OR_ENTERPRISE_ID\n"
     "       " PROG " refresh [--within SECONDS]\n"
     "       " PROG " revoke TEAM_OR_ENTERPRISE_ID\n"
-    "       " PROG " purge\n";
+    "       " PROG " purge\n"
+    "       " PROG " copy FROM TO\n";
 
 static int
 usage(void)
@@ -621,6 +622,90 @@ out:
 	return rc;
 }
 
+struct copy {
+	struct db *to;
+	int bots;
+	long n;
+	int rc;
+};
+
+static int
+copy_row(void *arg, const char *client_id, const struct installation *in)
+{
+	struct copy *c = arg;
+
+	if ((c->rc = store_put_row(c->to, c->bots, client_id, in)) != DB_OK)
+		return 1;
+	c->n++;
+	return 0;
+}
+
+/* Copies every installation row, of every client id, from one store to an
+ * empty other, in one transaction, keeping installed_at. */
+static int
+cmd_copy(const char *from, const char *to)
+{
+	struct db *src = NULL, *dst = NULL;
+	struct copy c = { NULL, 0, 0, DB_OK };
+	char err[512], sf[LIM_CONF_VALUE + 1], st[LIM_CONF_VALUE + 1];
+	struct stat sb;
+	long rows, inst = 0;
+	int rc = 1, r;
+
+	if (strlen(from) > LIM_CONF_VALUE || strlen(to) > LIM_CONF_VALUE ||
+	    has_ctl(from) || has_ctl(to))
+		return usage();
+	db_redact(from, sf, sizeof(sf));
+	db_redact(to, st, sizeof(st));
+	if (strcmp(from, to) == 0) {
+		complain("copy: FROM and TO are the same database");
+		return 1;
+	}
+	if (!db_is_pg(from) && stat(from, &sb) == -1) {
+		complain("copy: %s: %s", sf, strerror(errno));
+		return 1;
+	}
+	if ((src = db_open(from, &r, err, sizeof(err))) == NULL) {
+		complain("copy: %s", err);
+		goto out;
+	}
+	if ((dst = db_open(to, &r, err, sizeof(err))) == NULL) {
+		complain("copy: %s", err);
+		goto out;
+	}
+	db_busy_timeout(dst, ADMIN_BUSY_MS);
+	if ((rows = store_rows(dst)) != 0) {
+		complain("copy: %s already holds %ld installation rows; copy only "
+		    "into an empty store", st, rows);
+		goto out;
+	}
+	if (store_tx(dst, TX_BEGIN) != DB_OK) {
+		complain("copy: %s: %s", st, db_errmsg(dst));
+		goto out;
+	}
+	for (c.to = dst, c.bots = 0; c.bots < 2; c.bots++) {
+		if (store_each(src, c.bots, copy_row, &c) != DB_OK) {
+			complain("copy: %s", c.rc != DB_OK ? db_errmsg(dst) :
+			    db_errmsg(src));
+			store_tx(dst, TX_ROLLBACK);
+			goto out;
+		}
+		if (c.bots == 0)
+			inst = c.n;
+	}
+	if (store_tx(dst, TX_COMMIT) != DB_OK) {
+		complain("copy: %s: %s", st, db_errmsg(dst));
+		goto out;
+	}
+	printf("copied %ld installation rows and %ld bot rows from %s to %s\n",
+	    inst, c.n - inst, sf, st);
+	rc = 0;
+out:
+	db_close(src);
+	db_close(dst);
+	return rc;
+}
+
 int
 admin_main(int argc, char **argv)
 {
@@ -660,5 +745,7 @@ admin_main(int argc, char **argv)
 		return cmd_revoke(argv[2]);
 	if (strcmp(cmd, "purge") == 0 && argc == 2)
 		return cmd_purge();
+	if (strcmp(cmd, "copy") == 0 && argc == 4)
+		return cmd_copy(argv[2], argv[3]);
 	return usage();
 }

@@ -495,30 +495,27 @@ or_empty(const char *s)
 }
 
 static int
-pg_put(struct db *db, const char *client_id, const struct installation *in,
-    const char *stamp)
+put_installation(struct db *db, const char *client_id,
+    const struct installation *in, const char *stamp)
 {
 	char bexp[24], uexp[24];
-	const char *bot_id = in->bot_token != NULL ? or_empty(in->bot_id) : NULL;
 	const char *p[27] = {
 		client_id, in->app_id, or_empty(in->enterprise_id), in->enterprise_name,
 		in->enterprise_url, or_empty(in->team_id), in->team_name,
-		in->bot_token, bot_id, in->bot_user_id, in->bot_scopes,
-		in->bot_refresh_token, in->bot_expires_at > 0 ? bexp : NULL,
-		or_empty(in->user_id), in->user_token, in->user_scopes,
-		in->user_refresh_token, in->user_expires_at > 0 ? uexp : NULL,
-		in->webhook_url, in->webhook_channel, in->webhook_channel_id,
+		in->bot_token, in->bot_token != NULL ? or_empty(in->bot_id) : NULL,
+		in->bot_user_id, in->bot_scopes, in->bot_refresh_token,
+		in->bot_expires_at > 0 ? bexp : NULL, or_empty(in->user_id),
+		in->user_token, in->user_scopes, in->user_refresh_token,
+		in->user_expires_at > 0 ? uexp : NULL, in->webhook_url,
+		in->webhook_channel, in->webhook_channel_id,
 		in->webhook_configuration_url,
 		in->is_enterprise_install ? "true" : "false", in->token_type, stamp,
 		in->oauth_response, in->auth_test_response,
 	};
-	int rc;
 
 	fmt_i64(bexp, sizeof(bexp), in->bot_expires_at);
 	fmt_i64(uexp, sizeof(uexp), in->user_expires_at);
-	if ((rc = begin(db)) != DB_OK)
-		return rc;
-	if ((rc = exec(db, "INSERT INTO slack_installations (client_id, app_id, "
+	return exec(db, "INSERT INTO slack_installations (client_id, app_id, "
 	    "enterprise_id, enterprise_name, enterprise_url, team_id, team_name, "
 	    "bot_token, bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
 	    "bot_token_expires_at, user_id, user_token, user_scopes, "
@@ -527,27 +524,45 @@ pg_put(struct db *db, const char *client_id, const struct installation *in,
 	    "incoming_webhook_configuration_url, is_enterprise_install, token_type, "
 	    "installed_at, oauth_response, auth_test_response) VALUES ($1, $2, $3, "
 	    "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
-	    "$19, $20, $21, $22, $23, $24, $25::timestamp, $26, $27)", 27, p)) != DB_OK)
-		goto fail;
-	if (in->bot_token != NULL) {
-		const char *b[14] = { client_id, in->app_id, or_empty(in->enterprise_id),
-			in->enterprise_name, or_empty(in->team_id), in->team_name,
-			in->bot_token, or_empty(in->bot_id), or_empty(in->bot_user_id),
-			in->bot_scopes, in->bot_refresh_token,
-			in->bot_expires_at > 0 ? bexp : NULL,
-			in->is_enterprise_install ? "true" : "false", stamp };
-		if ((rc = exec(db, "INSERT INTO slack_bots (client_id, app_id, "
-		    "enterprise_id, enterprise_name, team_id, team_name, bot_token, "
-		    "bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
-		    "bot_token_expires_at, is_enterprise_install, installed_at) VALUES "
-		    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-		    "$14::timestamp)", 14, b)) != DB_OK)
-			goto fail;
+	    "$19, $20, $21, $22, $23, $24, $25::timestamp, $26, $27)", 27, p);
+}
+
+static int
+put_bot(struct db *db, const char *client_id, const struct installation *in,
+    const char *stamp)
+{
+	char bexp[24];
+	const char *b[14] = { client_id, in->app_id, or_empty(in->enterprise_id),
+		in->enterprise_name, or_empty(in->team_id), in->team_name,
+		in->bot_token, or_empty(in->bot_id), or_empty(in->bot_user_id),
+		in->bot_scopes, in->bot_refresh_token,
+		in->bot_expires_at > 0 ? bexp : NULL,
+		in->is_enterprise_install ? "true" : "false", stamp };
+
+	fmt_i64(bexp, sizeof(bexp), in->bot_expires_at);
+	return exec(db, "INSERT INTO slack_bots (client_id, app_id, "
+	    "enterprise_id, enterprise_name, team_id, team_name, bot_token, "
+	    "bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
+	    "bot_token_expires_at, is_enterprise_install, installed_at) VALUES "
+	    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+	    "$14::timestamp)", 14, b);
+}
+
+static int
+pg_put(struct db *db, const char *client_id, const struct installation *in,
+    const char *stamp)
+{
+	int rc;
+
+	if ((rc = begin(db)) != DB_OK)
+		return rc;
+	if ((rc = put_installation(db, client_id, in, stamp)) != DB_OK ||
+	    (in->bot_token != NULL &&
+	    (rc = put_bot(db, client_id, in, stamp)) != DB_OK)) {
+		rollback(db);
+		return rc;
 	}
 	return commit(db);
-fail:
-	rollback(db);
-	return rc;
 }
 
 #define STAMP "to_char(installed_at, 'YYYY-MM-DD HH24:MI:SS.US')"
@@ -887,6 +902,79 @@ pg_delete(struct db *db, const char *client_id, const struct inst_key *k)
 	return (rc = commit(db)) == DB_OK ? a + b : rc;
 }
 
+static int
+pg_each(struct db *db, int bots,
+    int (*fn)(void *, const char *client_id, const struct installation *),
+    void *arg)
+{
+	struct installation in;
+	PGresult *r;
+	int rc, i, n, stop = 0;
+
+	r = run(db, bots ? "SELECT client_id, app_id, enterprise_id, "
+	    "enterprise_name, NULL, team_id, team_name, bot_token, bot_id, "
+	    "bot_user_id, bot_scopes, bot_refresh_token, bot_token_expires_at, '', "
+	    "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+	    "is_enterprise_install::int, NULL, " STAMP ", NULL, NULL FROM slack_bots "
+	    "ORDER BY id" : "SELECT client_id, app_id, enterprise_id, "
+	    "enterprise_name, enterprise_url, team_id, team_name, bot_token, bot_id, "
+	    "bot_user_id, bot_scopes, bot_refresh_token, bot_token_expires_at, "
+	    "user_id, user_token, user_scopes, user_refresh_token, "
+	    "user_token_expires_at, incoming_webhook_url, incoming_webhook_channel, "
+	    "incoming_webhook_channel_id, incoming_webhook_configuration_url, "
+	    "is_enterprise_install::int, token_type, " STAMP ", oauth_response, "
+	    "auth_test_response FROM slack_installations ORDER BY id", 0, NULL, &rc);
+	if (r == NULL)
+		return rc;
+	n = pq.ntuples(r);
+	for (i = 0; i < n && !stop; i++) {
+		read_installation(r, i, &in);
+		in.oauth_response = val(r, i, 25);
+		in.auth_test_response = val(r, i, 26);
+		stop = fn(arg, pq.getvalue(r, i, 0), &in);
+		installation_free(&in);
+	}
+	pq.clear(r);
+	return stop ? DB_ERR : DB_OK;
+}
+
+static int
+pg_put_row(struct db *db, int bots, const char *client_id,
+    const struct installation *in)
+{
+	return bots ? put_bot(db, client_id, in, in->installed_at) :
+	    put_installation(db, client_id, in, in->installed_at);
+}
+
+static long
+pg_rows(struct db *db)
+{
+	PGresult *r;
+	long n;
+	int rc;
+
+	if ((r = run(db, "SELECT (SELECT count(*) FROM slack_installations) + "
+	    "(SELECT count(*) FROM slack_bots)", 0, NULL, &rc)) == NULL)
+		return -1;
+	n = (long)num(r, 0, 0);
+	pq.clear(r);
+	return n;
+}
+
+static int
+pg_tx(struct db *db, int op)
+{
+	switch (op) {
+	case TX_BEGIN:
+		return begin(db);
+	case TX_COMMIT:
+		return commit(db);
+	default:
+		rollback(db);
+		return DB_OK;
+	}
+}
+
 const struct backend backend_pg = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -908,4 +996,8 @@ const struct backend backend_pg = {
 	.unlock = pg_unlock,
 	.tokens = pg_tokens,
 	.del = pg_delete,
+	.each = pg_each,
+	.put_row = pg_put_row,
+	.rows = pg_rows,
+	.tx = pg_tx,
 };

@@ -38,6 +38,9 @@ enum stmt {
 	STMT_DELETE_INSTALLATIONS,
 	STMT_DELETE_BOTS,
 	STMT_COUNT,
+	STMT_EACH_INSTALLATION,
+	STMT_EACH_BOT,
+	STMT_ROWS,
 	STMT__MAX
 };
 
@@ -168,6 +171,22 @@ static const char *const stmts[STMT__MAX] = {
 	[STMT_DELETE_INSTALLATIONS] = "DELETE FROM slack_installations WHERE " KEY,
 	[STMT_DELETE_BOTS] = "DELETE FROM slack_bots WHERE " KEY,
 	[STMT_COUNT] = "SELECT count(*) FROM slack_installations WHERE client_id = ?1",
+	/* Column 0 is the client id here, where INSTALLATION_COLS has id. */
+	[STMT_EACH_INSTALLATION] = "SELECT client_id, app_id, enterprise_id, "
+	    "enterprise_name, enterprise_url, team_id, team_name, bot_token, bot_id, "
+	    "bot_user_id, bot_scopes, bot_refresh_token, bot_token_expires_at, "
+	    "user_id, user_token, user_scopes, user_refresh_token, "
+	    "user_token_expires_at, incoming_webhook_url, incoming_webhook_channel, "
+	    "incoming_webhook_channel_id, incoming_webhook_configuration_url, "
+	    "is_enterprise_install, token_type, installed_at, oauth_response, "
+	    "auth_test_response FROM slack_installations ORDER BY id",
+	[STMT_EACH_BOT] = "SELECT client_id, app_id, enterprise_id, enterprise_name, "
+	    "NULL, team_id, team_name, bot_token, bot_id, bot_user_id, bot_scopes, "
+	    "bot_refresh_token, bot_token_expires_at, '', NULL, NULL, NULL, NULL, "
+	    "NULL, NULL, NULL, NULL, is_enterprise_install, NULL, installed_at, "
+	    "NULL, NULL FROM slack_bots ORDER BY id",
+	[STMT_ROWS] = "SELECT (SELECT count(*) FROM slack_installations) + "
+	    "(SELECT count(*) FROM slack_bots)",
 };
 
 /* Schema version 1. The two installation tables are the Python Slack SDK's
@@ -1006,6 +1025,70 @@ sq_state_purge(struct db *db, int64_t now)
 	return n;
 }
 
+static int
+sq_each(struct db *db, int bots,
+    int (*fn)(void *, const char *client_id, const struct installation *),
+    void *arg)
+{
+	struct installation in;
+	sqlite3_stmt *st;
+	char *client_id;
+	int rc, stop = 0;
+
+	if ((st = sq_stmt(db, bots ? STMT_EACH_BOT : STMT_EACH_INSTALLATION)) == NULL)
+		return DB_ERR;
+	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		read_installation(st, &in);
+		in.oauth_response = col_dup(st, 25);
+		in.auth_test_response = col_dup(st, 26);
+		client_id = col_dup(st, 0);
+		stop = client_id == NULL || fn(arg, client_id, &in);
+		free(client_id);
+		installation_free(&in);
+	}
+	rc = stop ? DB_ERR : sq_rc(rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int
+sq_put_row(struct db *db, int bots, const char *client_id,
+    const struct installation *in)
+{
+	int r = bots ? put_bot(db, client_id, in, in->installed_at) :
+	    put_installation(db, client_id, in, in->installed_at);
+
+	return r == 0 ? DB_OK : sq_rc(sqlite3_errcode(Q(db)->h)) == DB_BUSY ?
+	    DB_BUSY : DB_ERR;
+}
+
+static long
+sq_rows(struct db *db)
+{
+	sqlite3_stmt *st;
+	long n = -1;
+
+	if ((st = sq_stmt(db, STMT_ROWS)) != NULL && sqlite3_step(st) == SQLITE_ROW)
+		n = (long)sqlite3_column_int64(st, 0);
+	if (st != NULL)
+		sqlite3_reset(st);
+	return n;
+}
+
+static int
+sq_tx(struct db *db, int op)
+{
+	switch (op) {
+	case TX_BEGIN:
+		return sq_begin(db);
+	case TX_COMMIT:
+		return sq_commit(db);
+	default:
+		sq_rollback(db);
+		return DB_OK;
+	}
+}
+
 const struct backend backend_sqlite = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -1027,4 +1110,8 @@ const struct backend backend_sqlite = {
 	.unlock = sq_unlock,
 	.tokens = sq_tokens,
 	.del = sq_delete,
+	.each = sq_each,
+	.put_row = sq_put_row,
+	.rows = sq_rows,
+	.tx = sq_tx,
 };

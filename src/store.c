@@ -121,3 +121,30 @@ store_delete(struct db *db, const char *client_id, const struct inst_key *k)
 {
 	return db->be->del(db, client_id, k);
 }
+
+int
+store_each(struct db *db, int bots,
+    int (*fn)(void *, const char *client_id, const struct installation *),
+    void *arg)
+{
+	return db->be->each(db, bots, fn, arg);
+}
+
+int
+store_put_row(struct db *db, int bots, const char *client_id,
+    const struct installation *in)
+{
+	return db->be->put_row(db, bots, client_id, in);
+}
+
+long
+store_rows(struct db *db)
+{
+	return db->be->rows(db);
+}
+
+int
+store_tx(struct db *db, int op)
+{
+	return db->be->tx(db, op);
+}
