@@ -33,17 +33,32 @@ param(void *arg, const char *name)
 	return NULL;
 }
 
+static char dir[] = "/tmp/fuzzhandlerXXXXXX";
+
+/* Removes the scratch database and config at exit. */
+static void
+cleanup(void)
+{
+	char cmd[64];
+
+	db_release();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		return;
+}
+
 static void
 setup(void)
 {
 	static int done;
-	char dir[] = "/tmp/fuzzhandlerXXXXXX", path[64];
+	char path[64];
 	FILE *f;
 
 	if (done++)
 		return;
 	if (mkdtemp(dir) == NULL)
 		abort();
+	atexit(cleanup);
 	snprintf(path, sizeof(path), "%s/slack-oauth.conf", dir);
 	if ((f = fopen(path, "w")) == NULL)
 		abort();
