@@ -103,7 +103,7 @@ deps:
 # tests/browser/): the real web servers and Chromium; Node.js only when there
 # is no `node`. tests/apt-install.sh installs them without starting them.
 DEPLOY_DEPS = nginx fcgiwrap apache2 libapache2-mod-fcgid spawn-fcgi chromium \
-              systemd openssl util-linux
+              systemd openssl util-linux postgresql
 # What `make demo` needs: the build, nginx, spawn-fcgi, Python for the fake Slack.
 DEMO_DEPS = build-essential pkg-config libfcgi-dev libcurl4-openssl-dev libcjson-dev \
             libsqlite3-dev python3 nginx spawn-fcgi sqlite3 ca-certificates
@@ -147,6 +147,19 @@ bench:
 	python3 bench/run.py --build $(BUILD)/bench --cgi-bin $(CGIDIR) $(BENCH_ARGS)
 
 .PHONY: bench
+
+# Concurrency through nginx (tests/stress.py; issue 5): 1,000 full flows at
+# 64 clients on nginx + spawn-fcgi (4 processes per program) and on nginx +
+# fcgiwrap, one state sent 50 times at once, the schema made by 16 processes
+# at once. `make test` runs the quick version (100 flows at 16 clients).
+STRESS_ARGS ?=
+
+stress:
+	@sh tests/apt-install.sh nginx spawn-fcgi fcgiwrap
+	$(MAKE) all
+	python3 tests/stress.py $(STRESS_ARGS)
+
+.PHONY: stress
 
 clean:
 	rm -rf $(BUILD) $(CGIDIR)/slack-install $(CGIDIR)/slack-oauth-redirect \

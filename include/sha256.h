@@ -28,4 +28,13 @@ struct iov_part {
 void hmac_sha256(const unsigned char *key, size_t keylen,
     const struct iov_part *parts, size_t nparts, unsigned char out[SHA256_LEN]);
 
+/* The same with the key's two padded blocks hashed once, for a key used
+ * many times: hmac_init, then hmac_parts for each message. */
+struct hmac {
+	struct sha256 inner, outer;
+};
+void hmac_init(struct hmac *, const unsigned char *key, size_t keylen);
+void hmac_parts(const struct hmac *, const struct iov_part *parts,
+    size_t nparts, unsigned char out[SHA256_LEN]);
+
 #endif

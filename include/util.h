@@ -39,6 +39,9 @@ int pct_encode(struct buf *, const char *s);
 /* Returns 1 if s holds a byte < 0x20 or 0x7f, else 0. */
 int has_ctl(const char *s);
 
+/* Returns 1 if every byte of s is printable ASCII (space included). */
+int is_ascii(const char *s);
+
 /* Returns 1 if every byte of s is printable ASCII other than space, and s
  * is 1..max bytes long. */
 int is_token_ascii(const char *s, size_t max);

@@ -19,7 +19,7 @@
 /* The libpq functions we use, resolved once. */
 static struct {
 	int loaded; /* 1 ok, -1 failed */
-	__typeof__(PQconnectdb) *connectdb;
+	__typeof__(PQconnectdbParams) *connectdbparams;
 	__typeof__(PQstatus) *status;
 	__typeof__(PQerrorMessage) *errormessage;
 	__typeof__(PQfinish) *finish;
@@ -53,7 +53,7 @@ load(char *err, size_t errlen)
 		    " (apt-get install libpq5)");
 		return -1;
 	}
-	SYM(connectdb, "PQconnectdb")
+	SYM(connectdbparams, "PQconnectdbParams")
 	SYM(status, "PQstatus")
 	SYM(errormessage, "PQerrorMessage")
 	SYM(finish, "PQfinish")
@@ -76,7 +76,26 @@ fail:
 	return -1;
 }
 
-#define C(db) ((PGconn *)(db)->h)
+/* The connection behind struct db's h. */
+struct pgc {
+	PGconn *c;
+	int tx; /* inside BEGIN … COMMIT */
+};
+#define P(db) ((struct pgc *)(db)->h)
+#define C(db) (P(db) != NULL ? P(db)->c : NULL)
+
+/* Connects to uri. Unless the URI says otherwise, a server that does not
+ * answer is given up after 5 s (connecting) or 10 s (unacknowledged data):
+ * values in the URI override these, which come before it. */
+static PGconn *
+connect_uri(const char *uri)
+{
+	static const char *const keys[] = { "connect_timeout",
+		"tcp_user_timeout", "dbname", NULL };
+	const char *vals[] = { "5", "10000", uri, NULL };
+
+	return pq.connectdbparams(keys, vals, 1);
+}
 
 /* The last error, on one line. libpq's messages name the host, port and
  * user, never the password. */
@@ -84,16 +103,22 @@ static const char *
 pg_errmsg(struct db *db)
 {
 	static char msg[512];
-	char *p;
+	char *p, *q;
 
 	if (db == NULL || C(db) == NULL)
 		return "not connected";
 	snprintf(msg, sizeof(msg), "%s", pq.errormessage(C(db)));
-	for (p = msg; *p != '\0'; p++)
-		if (*p == '\n' || *p == '\r' || *p == '\t')
-			*p = ' ';
-	while (p > msg && p[-1] == ' ')
-		*--p = '\0';
+	/* One line, single spaces. */
+	for (p = q = msg; *p != '\0'; p++) {
+		char ch = *p == '\n' || *p == '\r' || *p == '\t' ? ' ' : *p;
+
+		if (ch == ' ' && (q == msg || q[-1] == ' '))
+			continue;
+		*q++ = ch;
+	}
+	while (q > msg && q[-1] == ' ')
+		q--;
+	*q = '\0';
 	return msg[0] != '\0' ? msg : "PostgreSQL error";
 }
 
@@ -119,6 +144,12 @@ run(struct db *db, const char *sql, int n, const char *const *params, int *rc)
 
 	for (attempt = 0; attempt < 2; attempt++) {
 		if (pq.status(C(db)) != CONNECTION_OK) {
+			/* A transaction does not survive a reconnection: the
+			 * caller fails it, and its next one reconnects. */
+			if (P(db)->tx) {
+				*rc = DB_BUSY;
+				return NULL;
+			}
 			pq.reset(C(db));
 			if (pq.status(C(db)) != CONNECTION_OK) {
 				*rc = DB_BUSY;
@@ -133,7 +164,11 @@ run(struct db *db, const char *sql, int n, const char *const *params, int *rc)
 		}
 		code = r != NULL ? pq.resulterrorfield(r, PG_DIAG_SQLSTATE) : NULL;
 		pq.clear(r);
-		if (pq.status(C(db)) == CONNECTION_OK) {
+		if (pq.status(C(db)) == CONNECTION_OK || P(db)->tx) {
+			if (pq.status(C(db)) != CONNECTION_OK) {
+				*rc = DB_BUSY;
+				return NULL;
+			}
 			/* 40001 serialization, 40P01 deadlock, 55P03 lock
 			 * timeout, 57014 statement timeout, 53xxx resources. */
 			*rc = code != NULL && (strncmp(code, "40", 2) == 0 ||
@@ -195,7 +230,18 @@ fmt_i64(char *buf, size_t len, int64_t v)
 static int
 begin(struct db *db)
 {
-	return exec(db, "BEGIN", 0, NULL);
+	int rc = exec(db, "BEGIN", 0, NULL);
+
+	P(db)->tx = rc == DB_OK;
+	return rc;
+}
+
+static void
+rollback(struct db *db)
+{
+	P(db)->tx = 0;
+	if (pq.status(C(db)) == CONNECTION_OK)
+		exec(db, "ROLLBACK", 0, NULL);
 }
 
 static int
@@ -204,14 +250,9 @@ commit(struct db *db)
 	int rc = exec(db, "COMMIT", 0, NULL);
 
 	if (rc != DB_OK)
-		exec(db, "ROLLBACK", 0, NULL);
+		rollback(db);
+	P(db)->tx = 0;
 	return rc;
-}
-
-static void
-rollback(struct db *db)
-{
-	exec(db, "ROLLBACK", 0, NULL);
 }
 
 /* Schema version 1, as SQLite's with PostgreSQL's types: ids bigserial,
@@ -368,7 +409,8 @@ pg_open(struct db *db, char *err, size_t errlen)
 
 	if (load(err, errlen) == -1)
 		return DB_ERR;
-	if ((db->h = pq.connectdb(db->target)) == NULL) {
+	if ((db->h = calloc(1, sizeof(struct pgc))) == NULL ||
+	    (P(db)->c = connect_uri(db->target)) == NULL) {
 		snprintf(err, errlen, "PostgreSQL: out of memory");
 		return DB_ERR;
 	}
@@ -389,6 +431,7 @@ pg_close(struct db *db)
 {
 	if (C(db) != NULL)
 		pq.finish(C(db));
+	free(db->h);
 	db->h = NULL;
 }
 
@@ -411,7 +454,10 @@ pg_inspect(const char *target, struct db_info *info, char *err, size_t errlen)
 	memset(info, 0, sizeof(*info));
 	if (load(err, errlen) == -1)
 		return DB_ERR;
-	if ((db.h = pq.connectdb(target)) == NULL || pq.status(C(&db)) != CONNECTION_OK) {
+	if ((db.h = calloc(1, sizeof(struct pgc))) == NULL)
+		return DB_ERR;
+	if ((P(&db)->c = connect_uri(target)) == NULL ||
+	    pq.status(C(&db)) != CONNECTION_OK) {
 		snprintf(err, errlen, "PostgreSQL: %s", pg_errmsg(&db));
 		pg_close(&db);
 		return DB_ERR;

@@ -41,10 +41,16 @@ enum stmt {
 	STMT_EACH_INSTALLATION,
 	STMT_EACH_BOT,
 	STMT_ROWS,
+	STMT_BEGIN,
+	STMT_COMMIT,
+	STMT_ROLLBACK,
+	STMT_SYNC_FULL,
+	STMT_SYNC_NORMAL,
 	STMT__MAX
 };
 
 static int sq_begin(struct db *);
+static int sq_begin_durable(struct db *);
 static int sq_commit(struct db *);
 static void sq_rollback(struct db *);
 static sqlite3_stmt *sq_stmt(struct db *, enum stmt);
@@ -53,6 +59,9 @@ static sqlite3_stmt *sq_stmt(struct db *, enum stmt);
 struct sq {
 	sqlite3 *h;
 	sqlite3_stmt *stmt[STMT__MAX]; /* prepared on first use */
+	int busy_ms;                   /* how long to wait for a lock */
+	char err[256];                 /* the error a rollback cleared */
+	double busy_since;             /* when the current wait began */
 };
 #define Q(db) ((struct sq *)(db)->h)
 
@@ -185,6 +194,11 @@ static const char *const stmts[STMT__MAX] = {
 	    "bot_refresh_token, bot_token_expires_at, '', NULL, NULL, NULL, NULL, "
 	    "NULL, NULL, NULL, NULL, is_enterprise_install, NULL, installed_at, "
 	    "NULL, NULL FROM slack_bots ORDER BY id",
+	[STMT_BEGIN] = "BEGIN IMMEDIATE",
+	[STMT_COMMIT] = "COMMIT",
+	[STMT_ROLLBACK] = "ROLLBACK",
+	[STMT_SYNC_FULL] = "PRAGMA synchronous = FULL",
+	[STMT_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
 	[STMT_ROWS] = "SELECT (SELECT count(*) FROM slack_installations) + "
 	    "(SELECT count(*) FROM slack_bots)",
 };
@@ -282,8 +296,15 @@ sq_rc(int rc)
 static const char *
 sq_errmsg(struct db *db)
 {
-	return db != NULL && Q(db) != NULL && Q(db)->h != NULL ?
-	    sqlite3_errmsg(Q(db)->h) : "no database";
+	struct sq *q = db != NULL ? Q(db) : NULL;
+
+	if (q == NULL || q->h == NULL)
+		return "no database";
+	/* A rollback resets SQLite's message to "not an error": keep the
+	 * reason the transaction failed. */
+	if (sqlite3_errcode(q->h) == SQLITE_OK && q->err[0] != '\0')
+		return q->err;
+	return sqlite3_errmsg(q->h);
 }
 
 static int
@@ -316,7 +337,7 @@ migrate(struct db *db, char *err, size_t errlen)
 		usleep(10 * 1000);
 	if (rc != DB_OK)
 		goto fail;
-	if ((rc = sq_begin(db)) != DB_OK)
+	if ((rc = sq_begin_durable(db)) != DB_OK)
 		goto fail;
 	if ((rc = user_version(Q(db)->h, &v)) != DB_OK)
 		goto rollback;
@@ -373,6 +394,36 @@ fail:
 	return rc;
 }
 
+/* Waits for a lock in steps of 20 us doubling to 1.3 ms, up to busy_ms:
+ * SQLite's own handler sleeps whole milliseconds, which under load costs
+ * more than the lock is held. */
+static int
+busy(void *arg, int n)
+{
+	struct sq *q = arg;
+
+	if (n == 0)
+		q->busy_since = now_ms();
+	if (now_ms() - q->busy_since >= q->busy_ms)
+		return 0;
+	usleep(20u << (n < 6 ? n : 6));
+	return 1;
+}
+
+/* Runs one of the prepared pragma or transaction statements. */
+static int
+step(struct db *db, enum stmt id)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = sq_stmt(db, id)) == NULL)
+		return sq_rc(sqlite3_errcode(Q(db)->h));
+	rc = sq_rc(sqlite3_step(st));
+	sqlite3_reset(st);
+	return rc;
+}
+
 static int
 sq_open(struct db *db, char *err, size_t errlen)
 {
@@ -393,7 +444,23 @@ sq_open(struct db *db, char *err, size_t errlen)
 		return DB_ERR;
 	}
 	sqlite3_extended_result_codes(q->h, 1);
-	sqlite3_busy_timeout(q->h, LIM_BUSY_MS);
+	q->busy_ms = LIM_BUSY_MS;
+	sqlite3_busy_handler(q->h, busy, q);
+	/* Keep the -wal and -shm files when the last connection closes: a CGI
+	 * process would otherwise create and unlink them on every request. */
+	sqlite3_file_control(q->h, "main", SQLITE_FCNTL_PERSIST_WAL, &(int){ 1 });
+	sqlite3_db_config(q->h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	/* Transactions that only record states or leases sync lazily (WAL
+	 * with synchronous=NORMAL: safe against crashes, and what a power cut
+	 * may lose is harmless since Slack's codes are single-use); those that
+	 * write installations switch to FULL (see sq_begin_durable). A small
+	 * page cache keeps a long-lived process's memory low. */
+	if ((rc = sq_rc(sqlite3_exec(q->h, "PRAGMA synchronous = NORMAL; "
+	    "PRAGMA cache_size = -256; PRAGMA journal_size_limit = 1048576",
+	    NULL, NULL, NULL))) != DB_OK) {
+		snprintf(err, errlen, "%s: %s", db->target, sqlite3_errmsg(q->h));
+		return rc;
+	}
 	if ((rc = user_version(q->h, &v)) != DB_OK) {
 		snprintf(err, errlen, "%s: %s", db->target, sqlite3_errmsg(q->h));
 		return rc;
@@ -455,30 +522,48 @@ sq_state_key(struct db *db, unsigned char key[32])
 static int
 sq_begin(struct db *db)
 {
-	return sq_rc(sqlite3_exec(Q(db)->h, "BEGIN IMMEDIATE", NULL, NULL, NULL));
+	return step(db, STMT_BEGIN);
+}
+
+/* BEGIN IMMEDIATE for a transaction that must survive a power cut once
+ * committed: synchronous=FULL until sq_commit. */
+static int
+sq_begin_durable(struct db *db)
+{
+	int rc;
+
+	if ((rc = step(db, STMT_SYNC_FULL)) != DB_OK)
+		return rc;
+	if ((rc = step(db, STMT_BEGIN)) != DB_OK)
+		step(db, STMT_SYNC_NORMAL);
+	return rc;
 }
 
 static int
 sq_commit(struct db *db)
 {
-	int rc = sq_rc(sqlite3_exec(Q(db)->h, "COMMIT", NULL, NULL, NULL));
+	int rc = step(db, STMT_COMMIT);
 
 	if (rc != DB_OK)
 		sq_rollback(db);
+	step(db, STMT_SYNC_NORMAL);
 	return rc;
 }
 
 static void
 sq_rollback(struct db *db)
 {
+	if (sqlite3_errcode(Q(db)->h) != SQLITE_OK)
+		snprintf(Q(db)->err, sizeof(Q(db)->err), "%s", sqlite3_errmsg(Q(db)->h));
 	if (!sqlite3_get_autocommit(Q(db)->h))
-		sqlite3_exec(Q(db)->h, "ROLLBACK", NULL, NULL, NULL);
+		step(db, STMT_ROLLBACK);
+	step(db, STMT_SYNC_NORMAL);
 }
 
 static void
 sq_busy_timeout(struct db *db, int ms)
 {
-	sqlite3_busy_timeout(Q(db)->h, ms);
+	Q(db)->busy_ms = ms;
 }
 
 static int
@@ -615,7 +700,7 @@ sq_put(struct db *db, const char *client_id, const struct installation *in,
 {
 	int rc;
 
-	if ((rc = sq_begin(db)) != DB_OK)
+	if ((rc = sq_begin_durable(db)) != DB_OK)
 		return rc;
 	if (put_installation(db, client_id, in, stamp) == -1 ||
 	    (in->bot_token != NULL && put_bot(db, client_id, in, stamp) == -1)) {
@@ -847,7 +932,7 @@ sq_refreshed(struct db *db, const char *client_id, const struct due *d,
 {
 	int rc;
 
-	if ((rc = sq_begin(db)) != DB_OK)
+	if ((rc = sq_begin_durable(db)) != DB_OK)
 		return rc;
 	if (d->user_id == NULL) {
 		if (copy_row(db, STMT_BOT_COPY, client_id, d, token, refresh_token,
@@ -962,7 +1047,7 @@ sq_delete(struct db *db, const char *client_id, const struct inst_key *k)
 	int rc;
 	size_t i;
 
-	if ((rc = sq_begin(db)) != DB_OK)
+	if ((rc = sq_begin_durable(db)) != DB_OK)
 		return rc;
 	for (i = 0; i < 2; i++) {
 		if ((st = sq_stmt(db, ids[i])) == NULL ||
@@ -1080,7 +1165,7 @@ sq_tx(struct db *db, int op)
 {
 	switch (op) {
 	case TX_BEGIN:
-		return sq_begin(db);
+		return sq_begin_durable(db);
 	case TX_COMMIT:
 		return sq_commit(db);
 	default:

@@ -13,8 +13,8 @@ log_init(const char *prog)
 	progname = prog;
 }
 
-/* Appends s to line[*n..cap), escaping control bytes, quote and backslash,
- * truncating with "..." when full. */
+/* Appends s to line[*n..cap), escaping control bytes, bytes past ASCII,
+ * quote and backslash, truncating with "..." when full. */
 static void
 put_escaped(char *line, size_t *n, size_t cap, const char *s)
 {
@@ -28,7 +28,7 @@ put_escaped(char *line, size_t *n, size_t cap, const char *s)
 			return;
 		}
 		c = (unsigned char)*s;
-		if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
 			line[(*n)++] = '\\';
 			line[(*n)++] = 'x';
 			line[(*n)++] = hex[c >> 4];

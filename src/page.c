@@ -1,6 +1,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "db.h"
 #include "html.h"
 #include "lim.h"
 #include "page.h"
@@ -55,6 +56,8 @@ page_unavailable(struct ctx *c, int busy, const char *detail)
 {
 	c->outcome = "server_error";
 	ctx_detail(c, detail);
+	if (!busy)
+		db_release(); /* reopen afresh: the file may be repaired */
 	if (busy) {
 		resp_header(&c->resp, "Retry-After", LIM_RETRY_AFTER);
 		page(c, 503, "Busy, please try again",

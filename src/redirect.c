@@ -90,6 +90,10 @@ fail(struct ctx *c, const struct conf *conf, enum herr e, const char *detail,
 	c->outcome = herrs[e].reason;
 	if (detail != NULL)
 		ctx_detail(c, detail);
+	/* After a failure other than a busy database, the next request opens
+	 * the database afresh: the file may have been repaired or replaced. */
+	if (e == HERR_INTERNAL)
+		db_release();
 	if (conf->v[CONF_FAILURE_URL] != NULL) {
 		buf_init(&u, LIM_HEADERS - 512);
 		if (failure_url(&u, conf->v[CONF_FAILURE_URL], herrs[e].reason) == 0 &&
@@ -137,7 +141,8 @@ take_state(const struct conf *conf, const struct req *req, char *err,
 		snprintf(err, errlen, "state unknown, expired or already used");
 		return STATE_INVALID;
 	case STATE_BUSY:
-		snprintf(err, errlen, "consuming the state: database busy");
+		snprintf(err, errlen, "consuming the state: database busy or "
+		    "unreachable: %s", db_errmsg(db));
 		return STATE_BUSY;
 	default:
 		snprintf(err, errlen, "consuming the state: %s", db_errmsg(db));
@@ -225,7 +230,13 @@ handle_redirect(struct ctx *c)
 		goto out;
 	}
 
-	if ((error = req.q[REQ_ERROR]) != NULL) {
+	/* Slack's error codes are printable ASCII ([a-z_]); anything else is
+	 * a malformed query, and never reaches a page or a log line. */
+	if ((error = req.q[REQ_ERROR]) != NULL && !is_ascii(error)) {
+		fail(c, &conf, HERR_BADREQ, "error= is not printable ASCII", NULL);
+		goto out;
+	}
+	if (error != NULL) {
 		sr = take_state(&conf, &req, err, sizeof(err));
 		snprintf(why, sizeof(why), "Slack returned error=%s%s", error,
 		    sr == STATE_OK ? "" : "; the state was not consumed");
@@ -278,8 +289,9 @@ handle_redirect(struct ctx *c)
 		goto out;
 	}
 	if ((rc = store_put(db, conf.v[CONF_CLIENT_ID], &in)) != DB_OK) {
-		snprintf(err, sizeof(err), "storing the installation: %s",
-		    rc == DB_BUSY ? "database busy" : db_errmsg(db));
+		snprintf(err, sizeof(err), "storing the installation: %s%s",
+		    rc == DB_BUSY ? "database busy or unreachable: " : "",
+		    db_errmsg(db));
 		fail(c, &conf, rc == DB_BUSY ? HERR_BUSY : HERR_INTERNAL, err, NULL);
 		goto out;
 	}

@@ -19,12 +19,45 @@ cgi_param(void *unused, const char *name)
 	return getenv(name);
 }
 
+/* A FastCGI request's parameters. Settings are looked up a dozen times a
+ * request: the SLACK_* ones are collected in one pass over envp. */
+struct fparams {
+	FCGX_Request *rq;
+	const char *slack[32]; /* "SLACK_…=value" entries of envp */
+	int n;
+	int all;               /* 0: more than fit; look them up in envp */
+};
+
+static void
+fparams_collect(struct fparams *f)
+{
+	char **e;
+
+	f->n = 0;
+	f->all = 1;
+	for (e = f->rq->envp; *e != NULL; e++)
+		if (strncmp(*e, "SLACK_", 6) == 0) {
+			if (f->n == 32)
+				f->all = 0;
+			else
+				f->slack[f->n++] = *e;
+		}
+}
+
 static const char *
 fcgi_param(void *arg, const char *name)
 {
-	FCGX_Request *rq = arg;
+	struct fparams *f = arg;
+	size_t len;
+	int i;
 
-	return FCGX_GetParam(name, rq->envp);
+	if (strncmp(name, "SLACK_", 6) != 0 || !f->all)
+		return FCGX_GetParam(name, f->rq->envp);
+	len = strlen(name);
+	for (i = 0; i < f->n; i++)
+		if (strncmp(f->slack[i], name, len) == 0 && f->slack[i][len] == '=')
+			return f->slack[i] + len + 1;
+	return NULL;
 }
 
 const char *
@@ -46,9 +79,9 @@ cgi_put(void *unused, const char *p, size_t n)
 static int
 fcgi_put(void *arg, const char *p, size_t n)
 {
-	FCGX_Request *rq = arg;
+	struct fparams *f = arg;
 
-	return FCGX_PutStr(p, (int)n, rq->out) == (int)n ? 0 : -1;
+	return FCGX_PutStr(p, (int)n, f->rq->out) == (int)n ? 0 : -1;
 }
 
 static void
@@ -84,12 +117,17 @@ int
 serve(const char *prog, handler_fn h)
 {
 	FCGX_Request rq;
+	struct fparams f = { &rq, { NULL }, 0, 1 };
 
 	log_init(prog);
 	umask(077); /* the database and its journals: 0600 */
 	signal(SIGPIPE, SIG_IGN);
 
 	if (FCGX_IsCGI()) {
+		/* libfcgi's handlers only set a flag; a CGI process must die of
+		 * SIGTERM, as a web server that gives up on it expects. */
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGUSR1, SIG_DFL);
 		one(h, cgi_param, NULL, cgi_put, NULL);
 		fflush(stdout);
 		db_release();
@@ -100,7 +138,8 @@ serve(const char *prog, handler_fn h)
 		return 1;
 	}
 	while (FCGX_Accept_r(&rq) >= 0) {
-		one(h, fcgi_param, &rq, fcgi_put, &rq);
+		fparams_collect(&f);
+		one(h, fcgi_param, &f, fcgi_put, &f);
 		FCGX_Finish_r(&rq);
 	}
 	FCGX_Free(&rq, 1);

@@ -108,11 +108,9 @@ sha256(const void *p, size_t n, unsigned char out[SHA256_LEN])
 }
 
 void
-hmac_sha256(const unsigned char *key, size_t keylen, const struct iov_part *parts,
-    size_t nparts, unsigned char out[SHA256_LEN])
+hmac_init(struct hmac *h, const unsigned char *key, size_t keylen)
 {
-	unsigned char k[64], pad[64], inner[SHA256_LEN];
-	struct sha256 c;
+	unsigned char k[64], pad[64];
 	size_t i;
 
 	memset(k, 0, sizeof(k));
@@ -120,23 +118,42 @@ hmac_sha256(const unsigned char *key, size_t keylen, const struct iov_part *part
 		sha256(key, keylen, k);
 	else
 		memcpy(k, key, keylen);
-
 	for (i = 0; i < 64; i++)
 		pad[i] = k[i] ^ 0x36;
-	sha256_init(&c);
-	sha256_update(&c, pad, 64);
+	sha256_init(&h->inner);
+	sha256_update(&h->inner, pad, 64);
+	for (i = 0; i < 64; i++)
+		pad[i] = k[i] ^ 0x5c;
+	sha256_init(&h->outer);
+	sha256_update(&h->outer, pad, 64);
+	explicit_bzero(k, sizeof(k));
+	explicit_bzero(pad, sizeof(pad));
+}
+
+void
+hmac_parts(const struct hmac *h, const struct iov_part *parts, size_t nparts,
+    unsigned char out[SHA256_LEN])
+{
+	struct sha256 c = h->inner;
+	unsigned char inner[SHA256_LEN];
+	size_t i;
+
 	for (i = 0; i < nparts; i++)
 		sha256_update(&c, parts[i].p, parts[i].n);
 	sha256_final(&c, inner);
-
-	for (i = 0; i < 64; i++)
-		pad[i] = k[i] ^ 0x5c;
-	sha256_init(&c);
-	sha256_update(&c, pad, 64);
+	c = h->outer;
 	sha256_update(&c, inner, sizeof(inner));
 	sha256_final(&c, out);
-
-	explicit_bzero(k, sizeof(k));
-	explicit_bzero(pad, sizeof(pad));
 	explicit_bzero(inner, sizeof(inner));
+}
+
+void
+hmac_sha256(const unsigned char *key, size_t keylen, const struct iov_part *parts,
+    size_t nparts, unsigned char out[SHA256_LEN])
+{
+	struct hmac h;
+
+	hmac_init(&h, key, keylen);
+	hmac_parts(&h, parts, nparts, out);
+	explicit_bzero(&h, sizeof(h));
 }

@@ -187,25 +187,39 @@ int
 pct_encode(struct buf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	char e[3];
+	/* 1 for the unreserved characters of RFC 3986, kept as they are. */
+	static const unsigned char keep[256] = {
+		['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1,
+		['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+		['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+		['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+		['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+		['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+		['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+		['Y'] = 1, ['Z'] = 1,
+		['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+		['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+		['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+		['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+		['y'] = 1, ['z'] = 1,
+	};
+	const char *run = s;
 	unsigned char c;
+	char e[3];
 
+	/* Runs of kept characters are appended whole. */
 	for (; *s != '\0'; s++) {
 		c = (unsigned char)*s;
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-		    c == '~') {
-			if (buf_putc(b, (char)c) == -1)
-				return -1;
+		if (keep[c])
 			continue;
-		}
 		e[0] = '%';
 		e[1] = hex[c >> 4];
 		e[2] = hex[c & 15];
-		if (buf_add(b, e, 3) == -1)
+		if (buf_add(b, run, (size_t)(s - run)) == -1 || buf_add(b, e, 3) == -1)
 			return -1;
+		run = s + 1;
 	}
-	return 0;
+	return buf_add(b, run, (size_t)(s - run));
 }
 
 int
@@ -215,6 +229,15 @@ has_ctl(const char *s)
 		if ((unsigned char)*s < 0x20 || *s == 0x7f)
 			return 1;
 	return 0;
+}
+
+int
+is_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s < 0x20 || *s >= 0x7f)
+			return 0;
+	return 1;
 }
 
 int

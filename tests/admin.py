@@ -43,6 +43,10 @@ from fake_slack import (APP_ID, BOT_ID, BOT_USER_ID, ENTERPRISE_ID,  # noqa: E40
                         ENTERPRISE_NAME, ENTERPRISE_URL, HUMAN_USER_ID,
                         ROTATION_TTL, TEAM_ID, TEAM_NAME, FakeSlack)
 from fcgi_client import parse_cgi_response  # noqa: E402
+from testlib import (Runner, Skip, TestFailure, add_secret,  # noqa: E402
+                     add_secrets, add_state, check, eq, eq_opt, leaked,
+                     record_db_modes, record_output, redact)
+from testlib import short as _short  # noqa: E402
 
 
 def _dir(var, default):
@@ -233,83 +237,9 @@ BOT_KEYS = ("app_id enterprise_id enterprise_name team_id team_name bot_token "
             "bot_token_expires_at is_enterprise_install installed_at").split()
 
 # ----------------------------------------------------------- secret keeping
-SECRETS = {CLIENT_SECRET}
-SECRETS_LOCK = threading.Lock()
+# The registry, redaction and the leak scan are testlib's.
+add_secret(CLIENT_SECRET, "client secret")
 SCANNED = [0]
-
-
-def add_secrets(values):
-    with SECRETS_LOCK:
-        for v in values:
-            if v:
-                SECRETS.add(v)
-
-
-def _variants(s):
-    return {s, urllib.parse.quote(s, safe=""), urllib.parse.quote_plus(s),
-            html.escape(s), json.dumps(s)[1:-1]}
-
-
-def redact(text):
-    if not text:
-        return text
-    with SECRETS_LOCK:
-        vals = sorted(SECRETS, key=len, reverse=True)
-    for v in vals:
-        if len(v) >= 8:
-            for var in _variants(v):
-                if var in text:
-                    text = text.replace(var, "<redacted>")
-    return text
-
-
-def leaked(text):
-    """The secrets (shortened) found in text."""
-    if not text:
-        return []
-    with SECRETS_LOCK:
-        vals = list(SECRETS)
-    out = []
-    for v in vals:
-        if len(v) >= 8 and any(var in text for var in _variants(v)):
-            kind = v.split("-", 1)[0] if "-" in v[:12] else v[:4]
-            out.append("%s… (%d chars)" % (kind, len(v)))
-    return out
-
-
-# ------------------------------------------------------------------ asserts
-class TestFailure(AssertionError):
-    pass
-
-
-class Skip(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise TestFailure(msg)
-
-
-def _short(v, n=300):
-    r = repr(v)
-    return r if len(r) <= n else r[:n] + "…(%d chars)" % len(r)
-
-
-def eq(actual, expected, what):
-    if actual != expected:
-        raise TestFailure("%s: expected %s, got %s"
-                          % (what, _short(expected), _short(actual)))
-
-
-def eq_opt(actual, expected, what):
-    """eq, but an expected None also accepts '' (a field Slack did not send;
-    the SDK itself writes '' for absent scopes)."""
-    if expected is None:
-        check(actual in (None, ""), "%s: expected NULL or '', got %s"
-              % (what, _short(actual)))
-    else:
-        eq(actual, expected, what)
 
 
 # -------------------------------------------------------------- the world
@@ -383,9 +313,11 @@ class Ctx:
         }
         self.outputs = []       # (what, text) that must hold no secret
         self.extra_secrets = set()
+        self.db_mode_exempt = False  # the test set the database's mode
 
     def close(self):
         self.fs.stop()
+        record_db_modes(self.tmp, self.name, exempt=self.db_mode_exempt)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def base_env(self):
@@ -421,6 +353,8 @@ class Ctx:
             raise TestFailure("%s did not finish in 30 s" % prog)
         err = p.stderr.decode("utf-8", "replace")
         self.outputs.append(("stderr of %s" % os.path.basename(prog), err))
+        record_output("%s: stdout of %s" % (self.name, os.path.basename(prog)),
+                      p.stdout, states_ok=prog == INSTALL)
         check(p.returncode == 0 and not SANITIZER_RE.search(err),
               "%s: exit %d; stderr: %s" % (os.path.basename(prog),
                                            p.returncode, err[-800:]))
@@ -441,7 +375,7 @@ class Ctx:
                 if m:
                     state = m.group(1)
         check(state, "slack-install set no state cookie")
-        add_secrets([state])
+        add_state(state)
         n = len(self.fs.exchanges)
         code = self.fs.issue_code()
         (status, headers, body), log = self.cgi(
@@ -945,6 +879,7 @@ def check_config_file_modes(ctx):
 def check_db_mode_0644(ctx):
     ctx.install("bot")
     os.chmod(ctx.db, 0o644)
+    ctx.db_mode_exempt = True       # on purpose
     r = ctx.admin("check")
     ctx.expect(r, 1)
     check("644" in r.err or "mode" in r.err,
@@ -1683,6 +1618,7 @@ def scan(ctx):
     for what, text in ctx.outputs:
         SCANNED[0] += 1
         ALL_OUTPUTS.append((ctx.name, what, text))
+        record_output("%s: %s" % (ctx.name, what), text)
         found = leaked(text)
         if found:
             bad.append("%s: %s" % (what, ", ".join(sorted(found))))
@@ -1706,12 +1642,11 @@ def main(argv):
     only = None
     if len(argv) >= 2 and argv[0] == "-k":
         only = argv[1]
+    run = Runner()
     for p in (INSTALL, REDIRECT, ADMIN):
         if not os.access(p, os.X_OK):
-            print("FAIL - setup: %s is missing (run make)" % p)
-            print("0 passed, 1 failed")
-            return 1
-    passed = failed = 0
+            run.fail("setup", "%s is missing (run make)" % p)
+            return run.finish()
     t0 = time.time()
     for fn in TESTS:
         name = fn.__name__
@@ -1723,36 +1658,28 @@ def main(argv):
             bad = scan(ctx)
             if bad:
                 raise TestFailure("secret in output: " + "; ".join(bad[:5]))
-            print("ok - %s" % name, flush=True)
-            passed += 1
+            run.ok(name)
         except Skip as e:
             scan(ctx)
-            print("ok - %s # skip %s" % (name, e), flush=True)
-            passed += 1
+            run.skip(name, e)
         except TestFailure as e:
             scan(ctx)
-            print("FAIL - %s: %s" % (name, redact(str(e))), flush=True)
-            failed += 1
+            run.fail(name, redact(str(e)))
         except Exception:
             scan(ctx)
-            print("FAIL - %s: %s" % (name, redact(traceback.format_exc())
-                                     .strip().replace("\n", "\n    ")),
-                  flush=True)
-            failed += 1
+            run.fail(name, redact(traceback.format_exc())
+                     .strip().replace("\n", "\n    "))
         finally:
             add_secrets(ctx.fs.secrets())
             ctx.close()
     if not only or only in "no_secret_in_any_output":
         try:
             final_secret_scan()
-            print("ok - no_secret_in_any_output (%d outputs)" % SCANNED[0])
-            passed += 1
+            run.ok("no_secret_in_any_output (%d outputs)" % SCANNED[0])
         except TestFailure as e:
-            print("FAIL - no_secret_in_any_output: %s" % e)
-            failed += 1
+            run.fail("no_secret_in_any_output", e)
     sys.stderr.write("# %.1f s\n" % (time.time() - t0))
-    print("%d passed, %d failed" % (passed, failed), flush=True)
-    return 1 if failed else 0
+    return run.finish()
 
 
 if __name__ == "__main__":

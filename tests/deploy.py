@@ -46,6 +46,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import fake_slack  # noqa: E402
+from testlib import (Runner, TestFailure, add_secret, add_secrets,  # noqa: E402
+                     add_state, check, kind_of, record_db_modes, record_output,
+                     record_tree, secret_values)
 
 CGI_BIN = os.path.join(ROOT, "cgi-bin")
 SECRET = "deploy-test-client-secret-" + os.urandom(8).hex()
@@ -58,13 +61,8 @@ PATHS = ["/usr/local/lib/cgi-bin", "/etc/slack-oauth", "/var/lib/slack-oauth",
          "/etc/letsencrypt/live/example.org", "/home/alice"]
 
 
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
+Fail = TestFailure
+add_secret(SECRET, "client secret")
 
 
 def free_port():
@@ -148,6 +146,7 @@ class World:
 
     def start_fake(self, client_id):
         self.fake = fake_slack.FakeSlack(client_id, SECRET, shape="bot").start()
+        FAKE_PORT[0] = self.fake.port
         return self.fake
 
     def write_config(self, path, lines, owner_uid=0, group_gid=None,
@@ -183,18 +182,23 @@ class World:
                     os.kill(pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
+        # Each was started in a session of its own: signal the whole group,
+        # so that forked workers (fcgiwrap -c, spawn-fcgi -F) go too.
         for p in reversed(self.procs):
-            if p.poll() is None:
-                try:
-                    p.send_signal(signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
         for p in self.procs:
             try:
                 p.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         self.procs = []
         # Whatever still runs one of our copies of the programs was started
         # by this test (mod_fcgid's, spawn-fcgi's children): end it by pid.
@@ -224,7 +228,11 @@ class World:
 
     def cleanup(self):
         self.stop()
+        # The logs and database modes, for tests/secrets_scan.py.
+        record_tree(self.p("var/log"), "deploy %s: var/log" % self.name)
+        record_db_modes(self.dir, "deploy " + self.name)
         if self.fake is not None:
+            add_secrets(self.fake.secrets())
             self.fake.stop()
             self.fake = None
         if not KEEP:
@@ -232,6 +240,9 @@ class World:
 
 
 # --------------------------------------------------------------- the flow
+FAKE_PORT = [None]
+
+
 def request(port, path, cookie=None, host="127.0.0.1", tls=True):
     if tls:
         ctx = ssl.create_default_context()
@@ -248,6 +259,12 @@ def request(port, path, cookie=None, host="127.0.0.1", tls=True):
     body = r.read().decode("utf-8", "replace")
     out = (r.status, r.getheaders(), body)
     c.close()
+    if port != FAKE_PORT[0]:
+        # What our programs (through the server) answered; the fake
+        # Slack's pages carry the state and the code by design.
+        record_output("deploy: GET %s" % path.split("?")[0], "\n".join(
+            "%s: %s" % hv for hv in out[1]) + "\n\n" + body,
+            states_ok=path.startswith("/slack/install"))
     return out
 
 
@@ -274,6 +291,7 @@ def run_flow(w):
           "install: link is not the fake's authorize URL: %s" % authorize)
     aq = urllib.parse.parse_qs(urllib.parse.urlsplit(authorize).query)
     check(aq.get("state") == [state], "install: state in URL != cookie")
+    add_state(state)
 
     u = urllib.parse.urlsplit(authorize)
     st, _, page = request(fs.port, u.path + "?" + u.query, tls=False)
@@ -287,7 +305,7 @@ def run_flow(w):
     check(back.path == "/slack/oauth_redirect",
           "Allow: redirected to %s, not /slack/oauth_redirect" % loc[0])
     bq = urllib.parse.parse_qs(back.query)
-    code = bq["code"][0]
+    code = add_secret(bq["code"][0], "code")
 
     target = "/slack/oauth_redirect?" + back.query
     st, hdrs, body = request(w.port, target, cookie="%s=%s" % (name, state))
@@ -345,8 +363,9 @@ def scan_logs(w, secrets, must_have, logdirs):
     for f, t in texts.items():
         for s in secrets:
             if s and s in t:
-                raise Fail("%s holds a secret (%s…)" % (os.path.relpath(f, w.dir),
-                                                        s[:12]))
+                raise Fail("%s holds a %s (%d chars)"
+                           % (os.path.relpath(f, w.dir),
+                              secret_values().get(s) or kind_of(s), len(s)))
         if "FastCGI sent in stderr" in t:
             raise Fail("%s: the programs' stderr reached nginx"
                        % os.path.relpath(f, w.dir))
@@ -526,6 +545,19 @@ LogFormat "%h %l %u %t \\"%r\\" %>s %O \\"%{{Referer}}i\\" \\"%{{User-Agent}}i\\
 
 
 def nginx_fcgiwrap(w):
+    setup_nginx_fcgiwrap(w)
+    flow = run_flow(w)
+    w.stop()
+    check_stored(w, w.p("var/lib/slack-oauth/slack-oauth.db"))
+    scan_logs(w, secrets_of(w, flow), [
+        ("var/log/nginx/slack-oauth.access.log", "GET /slack/oauth_redirect HTTP"),
+        ("var/log/fcgiwrap.journal", "slack-oauth-redirect: outcome=ok status=200"),
+    ], [w.p("var/log")])
+
+
+def setup_nginx_fcgiwrap(w):
+    """nginx-example.conf under nginx, fcgiwrap behind it (also used by
+    tests/hostile.py). The programs' log: var/log/fcgiwrap.journal."""
     text = w.example("nginx-example.conf")
     check("fastcgi_param SCRIPT_FILENAME" in text, "no SCRIPT_FILENAME")
     w.install_programs()
@@ -547,13 +579,6 @@ def nginx_fcgiwrap(w):
             env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
     s.close()
     start_nginx(w, "nginx-example.conf")
-    flow = run_flow(w)
-    w.stop()
-    check_stored(w, w.p("var/lib/slack-oauth/slack-oauth.db"))
-    scan_logs(w, secrets_of(w, flow), [
-        ("var/log/nginx/slack-oauth.access.log", "GET /slack/oauth_redirect HTTP"),
-        ("var/log/fcgiwrap.journal", "slack-oauth-redirect: outcome=ok status=200"),
-    ], [w.p("var/log")])
 
 
 def shell_lines(text):
@@ -572,6 +597,21 @@ def shell_lines(text):
 
 
 def nginx_spawn_fcgi(w):
+    setup_nginx_spawn_fcgi(w)
+    flow = run_flow(w)
+    w.stop()
+    check_stored(w, w.p("var/lib/slack-oauth/slack-oauth.db"))
+    scan_logs(w, secrets_of(w, flow), [
+        ("var/log/nginx/slack-oauth.access.log", "GET /slack/oauth_redirect HTTP"),
+        ("var/log/slack-oauth/slack-oauth.log",
+         "slack-oauth-redirect: outcome=ok status=200"),
+    ], [w.p("var/log")])
+
+
+def setup_nginx_spawn_fcgi(w):
+    """nginx-spawn-fcgi-example.conf: its "#$" commands, then nginx (also
+    used by tests/hostile.py). The programs' log:
+    var/log/slack-oauth/slack-oauth.log."""
     text = w.example("nginx-spawn-fcgi-example.conf")
     cmds = shell_lines(text)
     check(len(cmds) == 3, "want 3 '#$' command lines, got %d" % len(cmds))
@@ -592,14 +632,6 @@ def nginx_spawn_fcgi(w):
         check(st.st_uid == w.uid and st.st_mode & 0o777 == 0o660,
               "%s.sock: not 0660 www-data" % sock)
     start_nginx(w, "nginx-spawn-fcgi-example.conf")
-    flow = run_flow(w)
-    w.stop()
-    check_stored(w, w.p("var/lib/slack-oauth/slack-oauth.db"))
-    scan_logs(w, secrets_of(w, flow), [
-        ("var/log/nginx/slack-oauth.access.log", "GET /slack/oauth_redirect HTTP"),
-        ("var/log/slack-oauth/slack-oauth.log",
-         "slack-oauth-redirect: outcome=ok status=200"),
-    ], [w.p("var/log")])
 
 
 def unit_file(path):
@@ -705,27 +737,35 @@ def make_cert(d):
 CERT_DIR = None
 
 
-def main():
+def setup_certs():
+    """A self-signed certificate for the examples' TLS (CERT_DIR)."""
     global CERT_DIR
-    only = sys.argv[1:]
-    passed = failed = 0
+    CERT_DIR = tempfile.mkdtemp(prefix="deploy-cert-")
+    make_cert(CERT_DIR)
+    return CERT_DIR
+
+
+def missing_tools():
+    """Why the deployment tests cannot run here, or None."""
     if os.geteuid() != 0:
-        print("FAIL - deployments: must run as root (the servers drop to "
-              "www-data as in production)")
-        print("0 passed, 1 failed")
-        return 1
+        return "must run as root (the servers drop to www-data as in production)"
     missing = [b for b in ("nginx", "apache2", "spawn-fcgi", "openssl", "setpriv",
                            "systemd-socket-activate", "/usr/sbin/fcgiwrap")
                if not shutil.which(b)]
     if missing or not os.path.exists(APACHE_MODS + "/mod_fcgid.so"):
-        print("FAIL - deployments: missing %s (make deps)"
-              % " ".join(missing or ["mod_fcgid"]))
-        print("0 passed, 1 failed")
-        return 1
-    certs = tempfile.mkdtemp(prefix="deploy-cert-")
-    CERT_DIR = certs
+        return "missing %s (make deps)" % " ".join(missing or ["mod_fcgid"])
+    return None
+
+
+def main():
+    only = sys.argv[1:]
+    run = Runner()
+    why = missing_tools()
+    if why:
+        run.fail("deployments", why)
+        return run.finish()
+    certs = setup_certs()
     try:
-        make_cert(certs)
         for title, short, fn in DEPLOYMENTS:
             if only and not any(o in short for o in only):
                 continue
@@ -735,24 +775,19 @@ def main():
                 fn(w)
                 left = w.stop()
                 check(not left, "processes left running: %r" % left)
-                print("ok - %s (%.1fs)" % (title, time.monotonic() - t0),
-                      flush=True)
-                passed += 1
+                run.ok("%s (%.1fs)" % (title, time.monotonic() - t0))
             except Fail as e:
-                print("FAIL - %s: %s" % (title, e), flush=True)
-                failed += 1
+                run.fail(title, e)
             except Exception as e:  # a crash is a failure of that deployment
-                print("FAIL - %s: %s: %s" % (title, type(e).__name__, e))
+                run.fail(title, "%s: %s" % (type(e).__name__, e))
                 traceback.print_exc(file=sys.stdout)
-                failed += 1
             finally:
                 w.cleanup()
                 if KEEP:
                     print("#   kept " + w.dir)
     finally:
         shutil.rmtree(certs, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return run.finish()
 
 
 if __name__ == "__main__":

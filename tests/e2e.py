@@ -44,6 +44,9 @@ sys.path.insert(0, HERE)
 from fake_slack import (APP_ID, BOT_ID, ENTERPRISE_ID, ENTERPRISE_NAME,  # noqa: E402
                         ENTERPRISE_URL, TEAM_ID, TEAM_NAME, FakeSlack)
 from fcgi_client import FcgiServer, fcgi_request, parse_cgi_response  # noqa: E402
+from testlib import (Runner, Skip, TestFailure, add_secret, add_state,  # noqa: E402
+                     check, eq, eq_opt, record_db_modes, record_output,
+                     redact, secret_values, variants, STATES)
 
 CGI_BIN = os.path.join(ROOT, os.environ.get("CGI_BIN") or "cgi-bin")
 # A command prefix for every binary run, e.g. valgrind (see tests/run.py).
@@ -70,11 +73,11 @@ PASSTHROUGH_ENV = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
 
 # ---------------------------------------------------------------- collector
 # Everything the binaries produced in this run: (prog, kind, text), kind in
-# "headers", "body", "log".
+# "headers", "body", "stdout", "log". Also kept for tests/secrets_scan.py
+# (testlib.record_output); the secrets and states are testlib's registry.
 OUTPUTS = []
 OUTPUTS_LOCK = threading.Lock()
-SECRETS = {CLIENT_SECRET}       # values that must never be output
-STATES = set()                  # every state issued by the install endpoint
+add_secret(CLIENT_SECRET, "client secret")
 CGI_LOGS = []                   # (label, prog, status, stderr text) per CGI run
 
 
@@ -84,37 +87,9 @@ def collect(prog, kind, data):
     if data:
         with OUTPUTS_LOCK:
             OUTPUTS.append((prog, kind, data))
-
-
-def add_secret(value):
-    if value:
-        SECRETS.add(value)
-    return value
-
-
-# ------------------------------------------------------------------ asserts
-class TestFailure(AssertionError):
-    pass
-
-
-class Skip(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise TestFailure(msg)
-
-
-def _short(v, n=240):
-    r = repr(v)
-    return r if len(r) <= n else r[:n] + "…(%d chars)" % len(r)
-
-
-def eq(actual, expected, what):
-    if actual != expected:
-        raise TestFailure("%s: expected %s, got %s"
-                          % (what, _short(expected), _short(actual)))
+        record_output("%s %s" % (prog, kind), data,
+                      states_ok=prog == "slack-install" and
+                      kind in ("headers", "body", "stdout"))
 
 
 def eq_status(r, expected, what):
@@ -123,33 +98,6 @@ def eq_status(r, expected, what):
         raise TestFailure("%s: status: expected %d, got %d (%.2fs; log: %s)"
                           % (what, expected, r.status, r.elapsed,
                              r.log.strip()[-400:]))
-
-
-def eq_opt(actual, expected, what):
-    """Like eq, but when expected is None, '' is accepted too (a field Slack
-    did not send)."""
-    if expected is None:
-        check(actual in (None, ""), "%s: expected NULL or '', got %r"
-              % (what, actual))
-    else:
-        eq(actual, expected, what)
-
-
-def _variants(s):
-    return {s, urllib.parse.quote(s, safe=""), urllib.parse.quote_plus(s),
-            html.escape(s), json.dumps(s)[1:-1]}
-
-
-def redact(text, extra=()):
-    if not text:
-        return text
-    vals = set(SECRETS) | set(STATES) | set(extra)
-    for v in sorted(vals, key=len, reverse=True):
-        if len(v) >= 6:
-            for var in _variants(v):
-                if var in text:
-                    text = text.replace(var, "<redacted>")
-    return text
 
 
 # ----------------------------------------------------------------- response
@@ -254,6 +202,7 @@ class Ctx:
         for s in self.extra_secrets:
             add_secret(s)
         self.fs.stop()
+        record_db_modes(self.tmp, self.label)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # ------------------------------------------------------------ plumbing
@@ -409,7 +358,7 @@ class Ctx:
             for c in r.all("Set-Cookie"):
                 m = re.match(r"^[^=]+=([^;]*)", c)
                 if m and m.group(1):
-                    STATES.add(m.group(1))
+                    add_state(m.group(1))
         return r
 
     def install(self, query="", method="GET", **kw):
@@ -1948,23 +1897,24 @@ def final_secrets():
     for prog, kind, text in OUTPUTS:
         texts.setdefault((prog, kind), []).append(text)
     joined = {k: "\x00".join(v) for k, v in texts.items()}
-    for s in sorted(SECRETS):
-        if len(s) < 8:
+    secrets_ = secret_values()
+    for s, skind in sorted(secrets_.items()):
+        if len(s) < 8 or skind == "state":
             continue
-        for var in _variants(s):
+        for var in variants(s):
             for (prog, kind), blob in joined.items():
                 if var in blob:
-                    bad.append("a secret (%s…, %d chars) in %s %s"
-                               % (s[:4], len(s), prog, kind))
+                    bad.append("a %s (%d chars) in %s %s"
+                               % (skind, len(s), prog, kind))
     for s in sorted(STATES):
-        for var in _variants(s):
+        for var in variants(s):
             for (prog, kind), blob in joined.items():
                 if prog == "slack-install" and kind in ("headers", "body",
                                                         "stdout"):
                     continue
                 if var in blob:
                     bad.append("a state in %s %s" % (prog, kind))
-    check(SECRETS and STATES, "nothing collected")
+    check(secrets_ and STATES, "nothing collected")
     check(not bad, "; ".join(sorted(set(bad))[:20]))
 
 
@@ -2019,7 +1969,6 @@ def main(argv):
     ap.add_argument("--mode", choices=("cgi", "fcgi"), default=None)
     ap.add_argument("-v", action="store_true", help="print timings")
     args = ap.parse_args(argv)
-    passed = failed = 0
     t_start = time.time()
     for p in PROGS.values():
         if not os.access(p, os.X_OK):
@@ -2034,6 +1983,7 @@ def main(argv):
             if args.k and not any(k in label for k in args.k):
                 continue
             plan.append((label, fn, mode, v))
+    run = Runner()
     for label, fn, mode, v in plan:
         t0 = time.time()
         ctx = Ctx(mode, v, label)
@@ -2057,29 +2007,22 @@ def main(argv):
             err = err or "cleanup: %s: %s" % (type(e).__name__, e)
         dt = " (%.1fs)" % (time.time() - t0) if args.v else ""
         if err is None and skipped is not None:
-            passed += 1
-            print("ok - %s # skip %s%s" % (label, skipped, dt))
+            run.skip(label, skipped, dt)
         elif err is None:
-            passed += 1
-            print("ok - %s%s" % (label, dt))
+            run.ok(label, dt)
         else:
-            failed += 1
             msg = redact(err, ctx.fs.secrets() | ctx.extra_secrets)
-            print("FAIL - %s: %s%s" % (label, msg.replace("\n", " ")[:1500], dt))
-        sys.stdout.flush()
+            run.fail(label, msg.replace("\n", " ")[:1500] + dt)
     if plan:
         for label, fn in FINAL:
             try:
                 fn()
-                passed += 1
-                print("ok - %s" % label)
+                run.ok(label)
             except TestFailure as e:
-                failed += 1
-                print("FAIL - %s: %s" % (label, redact(str(e))))
+                run.fail(label, redact(str(e)))
     if args.v:
         print("# %.1fs" % (time.time() - t_start))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return run.finish()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ one failure. Output of the suites is passed through as it comes."""
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -37,11 +38,48 @@ SUITES = [
      {"CGI_BIN": "cgi-bin", "BIN_DIR": "bin"}),
     ("admin command under ASan+UBSan", [sys.executable, "tests/admin.py"],
      {"CGI_BIN": "build/asan/cgi-bin", "BIN_DIR": "build/asan/bin"}),
+    # PostgreSQL (issue 7): a real server started by the test; the flows,
+    # two nginx + spawn-fcgi hosts on one database, a server restart.
+    ("postgresql", [sys.executable, "tests/pg.py"],
+     {"CGI_BIN": "cgi-bin", "BIN_DIR": "bin"}),
+    ("postgresql under ASan+UBSan", [sys.executable, "tests/pg.py"],
+     {"CGI_BIN": "build/asan/cgi-bin", "BIN_DIR": "build/asan/bin"}),
+    # Faults (Slack hangs, resets, trickles, 5xx, bad JSON, 10 MB; the
+    # database locked, read-only, corrupt, on a full disk; a worker killed),
+    # and concurrency through nginx, quick version (`make stress`: 1,000).
+    ("faults", [sys.executable, "tests/faults.py"], {"CGI_BIN": "cgi-bin"}),
+    ("faults under ASan+UBSan", [sys.executable, "tests/faults.py"],
+     {"CGI_BIN": "build/asan/cgi-bin"}),
+    ("concurrency (quick)", [sys.executable, "tests/stress.py", "--quick"],
+     {"CGI_BIN": "cgi-bin"}),
     # The example files under the real servers (Apache, nginx, fcgiwrap,
     # spawn-fcgi, systemd-socket-activate), and the flow in Chromium.
     ("deployments", [sys.executable, "tests/deploy.py"], {}),
     ("browser", [sys.executable, "tests/browser/run.py"], {}),
+    # Hostile requests as CGI, FastCGI and through nginx + spawn-fcgi
+    # (nginx-spawn-fcgi-example.conf); under ASan+UBSan as CGI and FastCGI.
+    ("hostile requests", [sys.executable, "tests/hostile.py"],
+     {"CGI_BIN": "cgi-bin"}),
+    ("hostile requests under ASan+UBSan",
+     [sys.executable, "tests/hostile.py", "--mode", "cgi", "--mode", "fcgi"],
+     {"CGI_BIN": "build/asan/cgi-bin"}),
+    # Last: every secret the suites above handed out or saw, against every
+    # log, page and output they collected (and their stdout); database modes.
+    ("secrets across the suite", [sys.executable, "tests/secrets_scan.py"],
+     {}),
 ]
+
+# Where the suites leave, through tests/testlib.py, the secrets they used and
+# the outputs they saw, for tests/secrets_scan.py; run() adds each suite's
+# stdout under OUTPUTS_DIR/stdout/. One directory per run (runs may overlap
+# on a shared machine); the latest is build/test-outputs/latest.
+COLLECT_TOP = os.path.join(ROOT, "build", "test-outputs")
+COLLECT = os.path.join(COLLECT_TOP, "run-%d" % os.getpid())
+SCAN_SUITE = "secrets across the suite"
+
+
+def slug(name):
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
 
 
 def run(name, argv, extra):
@@ -49,6 +87,14 @@ def run(name, argv, extra):
     extra = {k: os.path.join(ROOT, v) if k.endswith(("_BIN", "_DIR")) else v
              for k, v in extra.items()}
     env = dict(os.environ, **extra)
+    env.setdefault("SECRETS_FILE", os.path.join(COLLECT, "secrets.jsonl"))
+    env.setdefault("OUTPUTS_DIR", os.path.join(COLLECT, "outputs"))
+    env["TEST_SUITE"] = slug(name)
+    saved = None
+    if name != SCAN_SUITE:
+        d = os.path.join(env["OUTPUTS_DIR"], "stdout")
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        saved = open(os.path.join(d, slug(name) + ".log"), "a")
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
     print(f"=== {name}", flush=True)
@@ -58,10 +104,14 @@ def run(name, argv, extra):
     last = None
     for line in p.stdout:
         sys.stdout.write(line)
+        if saved:
+            saved.write(line)
         m = COUNT.search(line)
         if m:
             last = (int(m.group(1)), int(m.group(2)))
     rc = p.wait()
+    if saved:
+        saved.close()
     took = time.monotonic() - t0
     if last is None:
         print(f"=== {name}: no count (exit {rc}): counted as 1 failure")
@@ -78,6 +128,23 @@ def run(name, argv, extra):
 def main():
     only = sys.argv[1:]
     total_p = total_f = 0
+    global COLLECT
+    os.makedirs(COLLECT_TOP, mode=0o700, exist_ok=True)
+    latest = os.path.join(COLLECT_TOP, "latest")
+    if only and all(o in SCAN_SUITE for o in only) and os.path.isdir(latest):
+        COLLECT = os.path.realpath(latest)   # the scan alone: the last run's
+    else:
+        # A fresh collection; those of runs no longer running go.
+        for d in os.listdir(COLLECT_TOP):
+            m = re.match(r"^run-(\d+)$", d)
+            if m and not os.path.exists("/proc/" + m.group(1)):
+                shutil.rmtree(os.path.join(COLLECT_TOP, d), ignore_errors=True)
+        os.makedirs(COLLECT, mode=0o700, exist_ok=True)
+        try:
+            os.unlink(latest)
+        except OSError:
+            pass
+        os.symlink(os.path.basename(COLLECT), latest)
     for name, argv, extra in SUITES:
         if only and not any(o in name for o in only):
             continue

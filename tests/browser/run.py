@@ -28,6 +28,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.dont_write_bytecode = True
+from testlib import add_secret, record_db_modes, record_tree  # noqa: E402
 SHOTS = os.path.join(ROOT, "build", "browser")
 DOCS_SHOTS = ("install.png", "success.png", "expired.png")
 
@@ -145,6 +148,7 @@ def main():
     else:
         ok("demo stops on SIGTERM: nginx, spawn-fcgi, fake Slack all gone")
     check_results(work)
+    collect(work)
     shutil.rmtree(work, ignore_errors=True)
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         os.makedirs(os.path.join(ROOT, "docs"), exist_ok=True)
@@ -168,6 +172,32 @@ def stop_demo(demo, port, fake_port):
             return None
         time.sleep(0.1)
     return "something still listens on port %d or %d" % (port, fake_port)
+
+
+def collect(work):
+    """For tests/secrets_scan.py: the demo's secrets (client secret from its
+    config file, every token and webhook URL stored), its logs (the
+    programs', nginx's access and error logs) and its database modes.
+    flow.mjs adds the codes and states the browser carried."""
+    try:
+        with open(os.path.join(work, "slack-oauth.conf")) as f:
+            for line in f:
+                k, _, v = line.partition("=")
+                if k.strip() == "SLACK_CLIENT_SECRET":
+                    add_secret(v.strip(), "client secret")
+        con = sqlite3.connect("file:%s?mode=ro" % os.path.join(
+            work, "slack-oauth.db"), uri=True)
+        for row in con.execute(
+                "SELECT bot_token, user_token, bot_refresh_token, "
+                "user_refresh_token, incoming_webhook_url FROM "
+                "slack_installations"):
+            for v in row:
+                add_secret(v)
+        con.close()
+    except (OSError, sqlite3.Error) as e:
+        print("# collecting the demo's secrets: %s" % e)
+    record_tree(work, "browser demo")
+    record_db_modes(work, "browser demo")
 
 
 def check_results(work):

@@ -1,0 +1,319 @@
+"""What the Python test suites share: failures and skips, checks, the
+registry of secrets a suite handed out or saw, redaction and the leak scan,
+the record of every output for tests/secrets_scan.py, and the runner that
+prints `ok - name` / `FAIL - name: reason` and, last, `N passed, N failed`.
+
+Across the whole suite (tests/run.py sets these):
+
+  SECRETS_FILE  every secret value registered here is appended to it, one
+                JSON object a line: {"suite", "kind", "value"}. States are
+                kind "state": they belong in the install endpoint's answers
+                and nowhere else.
+  OUTPUTS_DIR   every output recorded here (log lines, pages, headers,
+                server logs) is appended under OUTPUTS_DIR/<suite>.<pid>/:
+                outputs.txt, and install-responses.states-ok.txt for the
+                install endpoint's answers (which carry the state by design).
+                db-modes.jsonl lists the database files the suite's programs
+                left, with their modes.
+  TEST_SUITE    the suite's name in those files (default: the script's name).
+
+Python 3 standard library only. Never print a secret: use redact().
+"""
+
+import html
+import json
+import os
+import re
+import stat
+import sys
+import threading
+import traceback
+import urllib.parse
+
+SUITE = re.sub(r"[^A-Za-z0-9_.-]+", "-", os.environ.get("TEST_SUITE") or
+               os.path.splitext(os.path.basename(sys.argv[0] or "tests"))[0])
+
+
+# ------------------------------------------------------------------ asserts
+class TestFailure(AssertionError):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+def short(v, n=240):
+    r = repr(v)
+    return r if len(r) <= n else r[:n] + "…(%d chars)" % len(r)
+
+
+def eq(actual, expected, what, n=240):
+    if actual != expected:
+        raise TestFailure("%s: expected %s, got %s"
+                          % (what, short(expected, n), short(actual, n)))
+
+
+def eq_opt(actual, expected, what, n=240):
+    """eq, but an expected None also accepts '' (a field Slack did not
+    send)."""
+    if expected is None:
+        check(actual in (None, ""), "%s: expected NULL or '', got %s"
+              % (what, short(actual, n)))
+    else:
+        eq(actual, expected, what, n)
+
+
+# ----------------------------------------------------------- the registry
+_LOCK = threading.Lock()
+SECRETS = {}        # value -> kind; never printed
+STATES = set()      # states issued by the install endpoint (also in SECRETS)
+MIN_LEN = 8         # shorter values are not scanned for (too many false hits)
+_files = {}
+
+
+def kind_of(value):
+    """What a secret is, from its shape (fake_slack.py's formats)."""
+    v = value
+    if v.startswith("xoxe.xoxb-") or v.startswith("xoxb-"):
+        return "bot token"
+    if v.startswith("xoxe.xoxp-") or v.startswith("xoxp-"):
+        return "user token"
+    if v.startswith("xoxe-"):
+        return "refresh token"
+    if v.startswith("xox"):
+        return "token"
+    if "hooks." in v or "/services/" in v:
+        return "webhook URL"
+    if re.match(r"^\d+\.\d+\.[0-9a-f]+$", v):
+        return "code"
+    return "secret"
+
+
+def _append(name, line):
+    path = os.environ.get(name)
+    if not path:
+        return
+    f = _files.get(path)
+    if f is None:
+        d = os.path.dirname(path)
+        if d:
+            os.makedirs(d, mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        f = _files[path] = os.fdopen(fd, "a", encoding="utf-8",
+                                     errors="replace")
+    f.write(line)
+    f.flush()
+
+
+def add_secret(value, kind=None):
+    """Registers a value that must appear in no output; returns it."""
+    if not value or not isinstance(value, str):
+        return value
+    with _LOCK:
+        if value in SECRETS:
+            return value
+        SECRETS[value] = kind or kind_of(value)
+        _append("SECRETS_FILE", json.dumps(
+            {"suite": SUITE, "kind": SECRETS[value], "value": value}) + "\n")
+    return value
+
+
+def add_secrets(values, kind=None):
+    for v in values:
+        add_secret(v, kind)
+
+
+def add_state(value):
+    """A state issued by the install endpoint: allowed in that endpoint's
+    answers only."""
+    if value:
+        with _LOCK:
+            STATES.add(value)
+        add_secret(value, "state")
+    return value
+
+
+def secret_values():
+    with _LOCK:
+        return dict(SECRETS)
+
+
+def variants(s):
+    """The forms a value takes in a page, a URL, JSON or a log."""
+    return {s, urllib.parse.quote(s, safe=""), urllib.parse.quote_plus(s),
+            html.escape(s), json.dumps(s)[1:-1]}
+
+
+def redact(text, extra=()):
+    """text with every registered secret (and extra) replaced."""
+    if not text:
+        return text
+    vals = set(secret_values()) | set(extra)
+    for v in sorted(vals, key=len, reverse=True):
+        if len(v) >= 6:
+            for var in variants(v):
+                if var in text:
+                    text = text.replace(var, "<redacted>")
+    return text
+
+
+def leaked(text, states=True, extra=()):
+    """Descriptions (kind and length, never the value) of the registered
+    secrets found in text; states skipped when states is False."""
+    if not text:
+        return []
+    out = []
+    vals = secret_values()
+    for v in extra:
+        vals.setdefault(v, kind_of(v))
+    for v, kind in vals.items():
+        if len(v) < MIN_LEN or (kind == "state" and not states):
+            continue
+        if any(var in text for var in variants(v)):
+            out.append("%s (%d chars)" % (kind, len(v)))
+    return sorted(out)
+
+
+# -------------------------------------------------------------- outputs
+def _out_dir():
+    base = os.environ.get("OUTPUTS_DIR")
+    if not base:
+        return None
+    d = os.path.join(base, "%s.%d" % (SUITE, os.getpid()))
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    return d
+
+
+def record_output(where, text, states_ok=False):
+    """Keeps an output (log, page, headers, server log) for the scan across
+    the suite. states_ok: an answer of the install endpoint."""
+    if not text or not os.environ.get("OUTPUTS_DIR"):
+        return
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    fname = "install-responses.states-ok.txt" if states_ok else "outputs.txt"
+    with _LOCK:
+        d = _out_dir()
+        _append_path(os.path.join(d, fname),
+                     "\n### %s\n%s\n" % (where.replace("\n", " "), text))
+
+
+def _append_path(path, line):
+    f = _files.get(path)
+    if f is None:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        f = _files[path] = os.fdopen(fd, "a", encoding="utf-8",
+                                     errors="replace")
+    f.write(line)
+    f.flush()
+
+
+def record_file(path, where=None, states_ok=False):
+    """Keeps a whole file (a web server's log) for the scan."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return
+    record_output(where or path, data, states_ok)
+
+
+def record_tree(top, where, skip=(".db", ".db-wal", ".db-shm", ".conf",
+                                  ".pem", ".sock", ".pid")):
+    """Keeps every regular file under top (logs), except databases,
+    configuration, keys, sockets."""
+    for dp, _, fns in os.walk(top):
+        for fn in sorted(fns):
+            p = os.path.join(dp, fn)
+            if fn.endswith(skip) or "-journal" in fn or not os.path.isfile(p):
+                continue
+            record_file(p, "%s: %s" % (where, os.path.relpath(p, top)))
+
+
+DB_FILE_RE = re.compile(r"\.db(-wal|-shm|-journal)?$")
+
+
+def db_files(top):
+    """[(path, mode, uid)] of the SQLite files (database, -wal, -shm,
+    -journal) under top."""
+    out = []
+    for dp, _, fns in os.walk(top):
+        for fn in sorted(fns):
+            if DB_FILE_RE.search(fn):
+                p = os.path.join(dp, fn)
+                try:
+                    st = os.lstat(p)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    out.append((p, stat.S_IMODE(st.st_mode), st.st_uid))
+    return out
+
+
+def record_db_modes(top, where, exempt=False):
+    """Notes the modes of the database files the programs left under top,
+    for tests/secrets_scan.py (each must be 0600). exempt: the test itself
+    changed or made them (e.g. chmod 0644 on purpose)."""
+    if not os.environ.get("OUTPUTS_DIR"):
+        return
+    files = db_files(top)
+    if not files:
+        return
+    with _LOCK:
+        d = _out_dir()
+        for p, mode, uid in files:
+            _append_path(os.path.join(d, "db-modes.jsonl"), json.dumps(
+                {"suite": SUITE, "where": where, "file": os.path.basename(p),
+                 "mode": "%04o" % mode, "exempt": bool(exempt)}) + "\n")
+
+
+# ---------------------------------------------------------------- runner
+class Runner:
+    """Counts and prints results; last line `N passed, N failed`."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def ok(self, name, note=""):
+        self.passed += 1
+        print("ok - %s%s" % (name, note), flush=True)
+
+    def skip(self, name, why, note=""):
+        self.passed += 1
+        print("ok - %s # skip %s%s" % (name, why, note), flush=True)
+
+    def fail(self, name, reason, extra=()):
+        self.failed += 1
+        print("FAIL - %s: %s" % (name, redact(str(reason), extra)),
+              flush=True)
+
+    def run(self, name, fn, *args, **kw):
+        """fn(*args): ok, skip or FAIL; an exception is a failure with the
+        line it came from. Returns True when it passed."""
+        try:
+            fn(*args, **kw)
+        except Skip as e:
+            self.skip(name, e)
+            return True
+        except TestFailure as e:
+            self.fail(name, str(e).replace("\n", " ")[:1500])
+            return False
+        except Exception as e:
+            tb = traceback.format_exc(limit=3).strip().splitlines()
+            self.fail(name, "%s: %s [%s]" % (type(e).__name__, e,
+                                             tb[-3].strip() if len(tb) >= 3
+                                             else ""))
+            return False
+        self.ok(name)
+        return True
+
+    def finish(self):
+        print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
+        return 1 if self.failed else 0
