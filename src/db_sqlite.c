@@ -419,7 +419,9 @@ step(struct db *db, enum stmt id)
 
 	if ((st = sq_stmt(db, id)) == NULL)
 		return sq_rc(sqlite3_errcode(Q(db)->h));
-	rc = sq_rc(sqlite3_step(st));
+	if ((rc = sq_rc(sqlite3_step(st))) != DB_OK)
+		snprintf(Q(db)->err, sizeof(Q(db)->err), "%s",
+		    sqlite3_errmsg(Q(db)->h));
 	sqlite3_reset(st);
 	return rc;
 }
