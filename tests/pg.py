@@ -682,7 +682,9 @@ class Ctx:
     def admin_result(self, args, rc, out, err, elapsed=0.0):
         out = out.decode("utf-8", "replace")
         err = err.decode("utf-8", "replace")
-        what = "slack-oauth " + " ".join(args)
+        # The label names the command, whose arguments may carry a URI
+        # with the password: only the command goes in.
+        what = "slack-oauth " + args[0]
         keep_output("stderr of " + what, err)
         if args[0] != "token":
             keep_output("stdout of " + what, out)
