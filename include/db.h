@@ -28,6 +28,17 @@ void db_close(struct db *);
 /* Closes the cached connection, at exit. */
 void db_release(void);
 
+/* The state key of a SQLite database read from its sidecar file, the
+ * database's path with "-key" appended (32 bytes, 0600, rewritten from the
+ * database whenever a process reads the key there), so that the install
+ * endpoint signs states without opening SQLite. Returns 0 with key set, or
+ * -1 (no sidecar, not 0600, not 32 bytes, or a PostgreSQL target): then
+ * use db_state_key. */
+int db_key_peek(const char *target, unsigned char key[32]);
+
+/* Makes the sidecar hold key, atomically, when it does not already. */
+void db_key_publish(const char *target, const unsigned char key[32]);
+
 /* The key that signs states, made with the schema. DB_OK or DB_ERR/BUSY. */
 int db_state_key(struct db *, const unsigned char **key, size_t *len);
 

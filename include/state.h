@@ -6,6 +6,7 @@
 #ifndef STATE_H
 #define STATE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct db;
@@ -23,6 +24,10 @@ enum state_res {
 /* Issues a state for client_id valid for ttl seconds into out. */
 enum state_res state_issue(struct db *, const char *client_id, int64_t ttl,
     char out[STATE_CHARS + 1]);
+
+/* The same with the key in hand (see db_key_peek). */
+enum state_res state_sign(const unsigned char *key, size_t keylen,
+    const char *client_id, int64_t ttl, char out[STATE_CHARS + 1]);
 
 /* Returns 1 if s (untrusted) has the shape of an issued state. */
 int state_shape_ok(const char *s);

@@ -198,6 +198,18 @@ cmd_check(void)
 		    "chmod 600 it", path, (unsigned)(st.st_mode & 07777));
 		goto out;
 	}
+	{
+		char side[LIM_CONF_VALUE + 8];
+		struct stat ks;
+
+		snprintf(side, sizeof(side), "%s-key", path);
+		if (stat(side, &ks) == 0 && (ks.st_mode & 077)) {
+			complain("database: %s: mode %04o lets others read the key "
+			    "that signs states; chmod 600 it", side,
+			    (unsigned)(ks.st_mode & 07777));
+			goto out;
+		}
+	}
 	if (access(path, R_OK | W_OK) == -1 || access(dir, W_OK | X_OK) == -1) {
 		complain("database: %s or its directory is not writable (WAL needs "
 		    "both): %s", path, strerror(errno));

@@ -51,6 +51,7 @@ handle_install(struct ctx *c)
 	struct buf url;
 	struct db *db;
 	char err[512], state[STATE_CHARS + 1], minutes[32];
+	unsigned char key[32];
 	const char *team;
 	enum req_err rerr;
 	enum state_res sr;
@@ -86,13 +87,21 @@ handle_install(struct ctx *c)
 		goto out;
 	}
 
-	if ((db = db_get(conf.v[CONF_DB], &rc, err, sizeof(err))) == NULL) {
+	/* Signing needs only the key: from its sidecar file when there is
+	 * one (no database opened), else from the database. */
+	if (db_key_peek(conf.v[CONF_DB], key) == 0)
+		sr = state_sign(key, sizeof(key), conf.v[CONF_CLIENT_ID], conf.ttl,
+		    state);
+	else if ((db = db_get(conf.v[CONF_DB], &rc, err, sizeof(err))) == NULL) {
 		page_unavailable(c, rc == DB_BUSY, err);
 		goto out;
-	}
-	if ((sr = state_issue(db, conf.v[CONF_CLIENT_ID], conf.ttl, state)) !=
+	} else if ((sr = state_issue(db, conf.v[CONF_CLIENT_ID], conf.ttl, state)) !=
 	    STATE_OK) {
 		page_unavailable(c, sr == STATE_BUSY, db_errmsg(db));
+		goto out;
+	}
+	if (sr != STATE_OK) {
+		page_unavailable(c, 0, "cannot sign a state");
 		goto out;
 	}
 
@@ -120,6 +129,7 @@ handle_install(struct ctx *c)
 	    (long long)(conf.ttl + 59) / 60);
 	page(c, 200, "Add this app to Slack", install_page, buf_str(&url), minutes);
 out:
+	explicit_bzero(key, sizeof(key));
 	explicit_bzero(state, sizeof(state));
 	buf_wipe(&url);
 	req_free(&req);

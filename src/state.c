@@ -45,17 +45,13 @@ from_db(int rc)
 }
 
 enum state_res
-state_issue(struct db *db, const char *client_id, int64_t ttl,
-    char out[STATE_CHARS + 1])
+state_sign(const unsigned char *key, size_t keylen, const char *client_id,
+    int64_t ttl, char out[STATE_CHARS + 1])
 {
 	unsigned char raw[STATE_RAW];
-	const unsigned char *key;
-	size_t keylen;
 	uint64_t exp = (uint64_t)(now_unix() + ttl);
-	int i, rc;
+	int i;
 
-	if ((rc = db_state_key(db, &key, &keylen)) != DB_OK)
-		return from_db(rc);
 	raw[0] = STATE_VERSION;
 	if (rand_bytes(raw + OFF_NONCE, 32) == -1)
 		return STATE_ERR;
@@ -65,6 +61,19 @@ state_issue(struct db *db, const char *client_id, int64_t ttl,
 	b64url_encode(raw, sizeof(raw), out);
 	explicit_bzero(raw, sizeof(raw));
 	return STATE_OK;
+}
+
+enum state_res
+state_issue(struct db *db, const char *client_id, int64_t ttl,
+    char out[STATE_CHARS + 1])
+{
+	const unsigned char *key;
+	size_t keylen;
+	int rc;
+
+	if ((rc = db_state_key(db, &key, &keylen)) != DB_OK)
+		return from_db(rc);
+	return state_sign(key, keylen, client_id, ttl, out);
 }
 
 int

@@ -810,6 +810,23 @@ test_state_and_store(void)
 
 	CHECK(state_issue(db, "cid", 600, s) == STATE_OK);
 	CHECK(strlen(s) == STATE_CHARS && state_shape_ok(s));
+	/* Reading the key published it beside the database, 0600, and a
+	 * state signed with that copy verifies. */
+	{
+		char side[300];
+		unsigned char k[32];
+
+		snprintf(side, sizeof(side), "%s-key", path);
+		CHECK(stat(side, &st) == 0 && (st.st_mode & 0777) == 0600 &&
+		    st.st_size == 32);
+		CHECK(db_key_peek(path, k) == 0);
+		CHECK(state_sign(k, sizeof(k), "cid", 600, s2) == STATE_OK);
+		CHECK(state_consume(db, "cid", s2, now_unix()) == STATE_OK);
+		chmod(side, 0640);
+		CHECK(db_key_peek(path, k) == -1); /* readable by the group */
+		chmod(side, 0600);
+		CHECK(db_key_peek("postgresql://h/db", k) == -1);
+	}
 	CHECK(state_issue(db, "cid", 600, s2) == STATE_OK);
 	CHECK(strcmp(s, s2) != 0);
 	CHECK(state_consume(db, "other-cid", s, now_unix()) == STATE_INVALID);
@@ -821,7 +838,7 @@ test_state_and_store(void)
 	s2[10] = s2[10] == 'A' ? 'B' : 'A';
 	CHECK(state_consume(db, "cid", s2, now_unix()) == STATE_INVALID);
 	CHECK(state_consume(db, "cid", "short", now_unix()) == STATE_INVALID);
-	CHECK(state_purge(db, now_unix() + 700) == 2);
+	CHECK(state_purge(db, now_unix() + 700) == 3);
 
 	memset(&in, 0, sizeof(in));
 	in.app_id = strdup("A1");
