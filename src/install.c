@@ -11,14 +11,24 @@
 #include "state.h"
 #include "util.h"
 
+/* The "Add to Slack" button in Slack's style, drawn here rather than
+ * loaded, so that it shows offline and behind blockers: the mark's four
+ * colours as rounded bars, then the words. */
 static const char install_page[] =
     "<p>Connect this app to your Slack workspace. Slack will ask you to pick "
     "a workspace and to approve what the app may do there.</p>\n"
-    "<p><a href=\"%s\"><img alt=\"Add to Slack\" height=\"40\" width=\"139\" "
-    "src=\"https://platform.slack-edge.com/img/add_to_slack.png\" "
-    "srcset=\"https://platform.slack-edge.com/img/add_to_slack.png 1x, "
-    "https://platform.slack-edge.com/img/add_to_slack@2x.png 2x\"></a></p>\n"
-    "<p class=\"small\">This link can be used once, within %s minutes.</p>\n";
+    "<p><a class=\"slack\" href=\"%s\">"
+    "<svg aria-hidden=\"true\" viewBox=\"0 0 24 24\" width=\"20\" height=\"20\">"
+    "<rect x=\"2\" y=\"8\" width=\"8\" height=\"3\" rx=\"1.5\" fill=\"#36C5F0\"/>"
+    "<circle cx=\"8.5\" cy=\"3.5\" r=\"1.5\" fill=\"#36C5F0\"/>"
+    "<rect x=\"13\" y=\"2\" width=\"3\" height=\"8\" rx=\"1.5\" fill=\"#2EB67D\"/>"
+    "<circle cx=\"20.5\" cy=\"8.5\" r=\"1.5\" fill=\"#2EB67D\"/>"
+    "<rect x=\"14\" y=\"13\" width=\"8\" height=\"3\" rx=\"1.5\" fill=\"#ECB22E\"/>"
+    "<circle cx=\"15.5\" cy=\"20.5\" r=\"1.5\" fill=\"#ECB22E\"/>"
+    "<rect x=\"8\" y=\"14\" width=\"3\" height=\"8\" rx=\"1.5\" fill=\"#E01E5A\"/>"
+    "<circle cx=\"3.5\" cy=\"15.5\" r=\"1.5\" fill=\"#E01E5A\"/>"
+    "</svg>Add to Slack</a></p>\n"
+    "<p class=\"small\">This link can be used once, within %s.</p>\n";
 
 /* ^[TE][A-Z0-9]{2,20}$ */
 static int
@@ -125,8 +135,12 @@ handle_install(struct ctx *c)
 		}
 		goto out;
 	}
-	snprintf(minutes, sizeof(minutes), "%lld",
-	    (long long)(conf.ttl + 59) / 60);
+	if (conf.ttl % 60 != 0 || conf.ttl < 120)
+		snprintf(minutes, sizeof(minutes), "%lld second%s",
+		    (long long)conf.ttl, conf.ttl == 1 ? "" : "s");
+	else
+		snprintf(minutes, sizeof(minutes), "%lld minutes",
+		    (long long)conf.ttl / 60);
 	page(c, 200, "Add this app to Slack", install_page, buf_str(&url), minutes);
 out:
 	explicit_bzero(key, sizeof(key));

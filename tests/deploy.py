@@ -284,7 +284,7 @@ def run_flow(w):
     name, _, state = attrs[0].partition("=")
     for a in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"):
         check(a in attrs, "install: cookie lacks %s: %r" % (a, cookies[0]))
-    m = re.search(r'<a href="([^"]+)"><img alt="Add to Slack"', body)
+    m = re.search(r'<a class="slack" href="([^"]+)">', body)
     check(m, "install: no Add to Slack link in the page")
     authorize = html.unescape(m.group(1))
     check(authorize.startswith(fs.authorize_url + "?"),

@@ -440,7 +440,7 @@ def begin_flow(d):
             state = m.group(1)
     if state is None:
         raise FlowError("install: no state cookie")
-    m = re.search(r'<a href="([^"]+)"><img alt="Add to Slack"', body)
+    m = re.search(r'<a class="slack" href="([^"]+)">', body)
     if not m:
         raise FlowError("install: no Add to Slack link")
     u = urllib.parse.urlsplit(html.unescape(m.group(1)))
