@@ -94,7 +94,8 @@ fuzz:
 
 # Packages the build and the tests need, installed when missing (Debian 12).
 DEPS = build-essential pkg-config libfcgi-dev libcurl4-openssl-dev libcjson-dev \
-       libsqlite3-dev libpq-dev python3 spawn-fcgi valgrind sqlite3 ca-certificates mandoc
+       libsqlite3-dev libpq-dev python3 spawn-fcgi valgrind sqlite3 ca-certificates mandoc \
+       clang-format
 
 deps:
 	@sh tests/apt-install.sh $(DEPS)
@@ -161,6 +162,11 @@ stress:
 
 .PHONY: stress
 
+# Formats the C sources by .clang-format (make test checks it).
+format:
+	clang-format -i src/*.c include/*.h tests/*.c tests/*.h tests/fuzz/*.c \
+		tests/fuzz/*.h bench/*.c
+
 clean:
 	rm -rf $(BUILD) $(CGIDIR)/slack-install $(CGIDIR)/slack-oauth-redirect \
 		$(BINDIR)/slack-oauth
@@ -176,4 +182,4 @@ install: all
 		$(DESTDIR)$(PREFIX)/share/man/man8/
 	ln -sf slack-install.8 $(DESTDIR)$(PREFIX)/share/man/man8/slack-oauth-redirect.8
 
-.PHONY: all unit fuzzers fuzz deps deploy-deps demo test clean install
+.PHONY: all unit fuzzers fuzz deps deploy-deps demo test format clean install

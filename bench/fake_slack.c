@@ -63,7 +63,7 @@ find_header(const char *h, const char *end, const char *name)
 	size_t n = strlen(name);
 	const char *p;
 
-	for (p = h; p < end; ) {
+	for (p = h; p < end;) {
 		const char *eol = memchr(p, '\n', (size_t)(end - p));
 		if (eol == NULL)
 			break;
@@ -80,8 +80,8 @@ respond(struct conn *c, int status, const char *body, size_t blen)
 {
 	int n = snprintf(c->out + c->out_len, BUFSZ - c->out_len,
 	    "HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
-	    "Content-Length: %zu\r\n\r\n", status, status == 200 ? "OK" : "Not Found",
-	    blen);
+	    "Content-Length: %zu\r\n\r\n",
+	    status, status == 200 ? "OK" : "Not Found", blen);
 
 	if (n < 0 || (size_t)n + blen > BUFSZ - c->out_len)
 		return;
@@ -112,9 +112,12 @@ handle(struct conn *c)
 			return -1;
 		if (hlen + blen > avail) {
 			ex = find_header(h, end + 2, "Expect");
-			if (ex != NULL && strncasecmp(ex + strspn(ex, " "),
-			    "100-continue", 12) == 0 && avail == hlen) {
-				static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+			if (ex != NULL &&
+			    strncasecmp(ex + strspn(ex, " "), "100-continue",
+				12) == 0 &&
+			    avail == hlen) {
+				static const char cont[] =
+				    "HTTP/1.1 100 Continue\r\n\r\n";
 				if (write(c->fd, cont, sizeof(cont) - 1) < 0)
 					return -1;
 			}
@@ -143,7 +146,8 @@ static int
 flush_out(struct conn *c)
 {
 	while (c->out_off < c->out_len) {
-		ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+		ssize_t n =
+		    write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
 		if (n < 0)
 			return errno == EAGAIN ? 1 : -1;
 		c->out_off += (size_t)n;
@@ -158,7 +162,8 @@ listener(void)
 	struct sockaddr_in a;
 	int fd, one = 1;
 
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+	if ((fd = socket(
+		 AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
@@ -166,7 +171,8 @@ listener(void)
 	a.sin_family = AF_INET;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	a.sin_port = htons((unsigned short)port);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 1024) < 0)
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    listen(fd, 1024) < 0)
 		return -1;
 	if (port == 0) {
 		socklen_t l = sizeof(a);
@@ -195,11 +201,13 @@ loop(void *arg)
 
 			if (c == NULL) {
 				int fd;
-				while ((fd = accept4(lfd, NULL, NULL,
-				    SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-					setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-					    sizeof(one));
-					if ((c = calloc(1, sizeof(*c))) == NULL) {
+				while (
+				    (fd = accept4(lfd, NULL, NULL,
+					 SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+					setsockopt(fd, IPPROTO_TCP, TCP_NODELAY,
+					    &one, sizeof(one));
+					if ((c = calloc(1, sizeof(*c))) ==
+					    NULL) {
 						close(fd);
 						continue;
 					}
@@ -234,9 +242,11 @@ loop(void *arg)
 					if (f == -1)
 						closed = 1;
 					else {
-						ev.events = EPOLLIN | (f ? EPOLLOUT : 0);
+						ev.events = EPOLLIN |
+						    (f ? EPOLLOUT : 0);
 						ev.data.ptr = c;
-						epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+						epoll_ctl(ep, EPOLL_CTL_MOD,
+						    c->fd, &ev);
 					}
 				}
 				if (closed) {
@@ -272,7 +282,8 @@ main(int argc, char **argv)
 		else if (opt == 't')
 			threads = atoi(optarg);
 		else {
-			fprintf(stderr, "usage: fake_slack [-p PORT] [-t THREADS]\n");
+			fprintf(stderr,
+			    "usage: fake_slack [-p PORT] [-t THREADS]\n");
 			return 2;
 		}
 	}
@@ -285,7 +296,8 @@ main(int argc, char **argv)
 	fflush(stdout);
 	for (i = 1; i < threads; i++) {
 		int fd = listener();
-		if (fd < 0 || pthread_create(&t, NULL, loop, (void *)(long)fd) != 0)
+		if (fd < 0 ||
+		    pthread_create(&t, NULL, loop, (void *)(long)fd) != 0)
 			return 1;
 	}
 	loop((void *)(long)lfd);

@@ -4,11 +4,12 @@
 int
 main(void)
 {
-	static const char page[] =
-	    "Status: 200 OK\r\n"
-	    "Content-Type: text/plain\r\n"
-	    "\r\n"
-	    "hello\n";
+	static const char page[] = "Status: 200 OK\r\n"
+				   "Content-Type: text/plain\r\n"
+				   "\r\n"
+				   "hello\n";
 
-	return write(1, page, sizeof(page) - 1) == (ssize_t)(sizeof(page) - 1) ? 0 : 1;
+	return write(1, page, sizeof(page) - 1) == (ssize_t)(sizeof(page) - 1)
+	    ? 0
+	    : 1;
 }

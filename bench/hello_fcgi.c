@@ -5,11 +5,10 @@
 int
 main(void)
 {
-	static const char page[] =
-	    "Status: 200 OK\r\n"
-	    "Content-Type: text/plain\r\n"
-	    "\r\n"
-	    "hello\n";
+	static const char page[] = "Status: 200 OK\r\n"
+				   "Content-Type: text/plain\r\n"
+				   "\r\n"
+				   "hello\n";
 	FCGX_Request rq;
 
 	if (FCGX_Init() != 0 || FCGX_InitRequest(&rq, 0, 0) != 0)

@@ -30,36 +30,40 @@ struct backend {
 	void (*close)(struct db *);
 	const char *(*errmsg)(struct db *);
 	void (*busy_timeout)(struct db *, int ms);
-	int (*inspect)(const char *target, struct db_info *, char *err, size_t errlen);
+	int (*inspect)(
+	    const char *target, struct db_info *, char *err, size_t errlen);
 	int (*state_key)(struct db *, unsigned char key[32]);
 	/* Records a used state: 1 when recorded now, 0 when it already was,
 	 * else DB_ERR or DB_BUSY. One atomic statement or transaction. */
 	int (*state_use)(struct db *, const unsigned char hash[32],
 	    int64_t expires_at, int64_t now);
 	long (*state_purge)(struct db *, int64_t now);
-	int (*put)(struct db *, const char *client_id, const struct installation *,
-	    const char *stamp);
+	int (*put)(struct db *, const char *client_id,
+	    const struct installation *, const char *stamp);
 	int (*list)(struct db *, const char *client_id,
 	    int (*fn)(void *, const struct installation *), void *arg);
 	long (*count)(struct db *, const char *client_id);
-	int (*token)(struct db *, const char *client_id, const struct inst_key *,
-	    const char *user_id, char **token, int64_t *expires_at);
+	int (*token)(struct db *, const char *client_id,
+	    const struct inst_key *, const char *user_id, char **token,
+	    int64_t *expires_at);
 	int (*due)(struct db *, const char *client_id, int64_t deadline,
 	    struct due **, size_t *);
-	int (*refresh_token)(struct db *, const char *client_id, const struct due *,
-	    char **refresh_token, int64_t *expires_at);
+	int (*refresh_token)(struct db *, const char *client_id,
+	    const struct due *, char **refresh_token, int64_t *expires_at);
 	int (*refreshed)(struct db *, const char *client_id, const struct due *,
 	    const char *token, const char *refresh_token, int64_t expires_at,
 	    const char *scope, const char *json, const char *stamp);
 	int (*lock)(struct db *, const char *name, int64_t now, int64_t until);
 	int (*unlock)(struct db *, const char *name);
-	int (*tokens)(struct db *, const char *client_id, const struct inst_key *,
-	    int64_t now, char ***, size_t *);
-	long (*del)(struct db *, const char *client_id, const struct inst_key *);
+	int (*tokens)(struct db *, const char *client_id,
+	    const struct inst_key *, int64_t now, char ***, size_t *);
+	long (*del)(
+	    struct db *, const char *client_id, const struct inst_key *);
 	/* For `slack-oauth copy`: every row of slack_installations (bots 0) or
 	 * slack_bots (bots 1), oldest first, whatever its client id. */
 	int (*each)(struct db *, int bots,
-	    int (*fn)(void *, const char *client_id, const struct installation *),
+	    int (*fn)(
+		void *, const char *client_id, const struct installation *),
 	    void *arg);
 	/* Appends one such row, keeping its installed_at. */
 	int (*put_row)(struct db *, int bots, const char *client_id,

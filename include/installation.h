@@ -10,7 +10,7 @@ struct installation {
 	char *enterprise_id, *enterprise_name, *enterprise_url;
 	char *team_id, *team_name;
 	char *bot_token, *bot_id, *bot_user_id, *bot_scopes, *bot_refresh_token;
-	int64_t bot_expires_at;  /* Unix seconds; 0: does not expire */
+	int64_t bot_expires_at; /* Unix seconds; 0: does not expire */
 	char *user_id, *user_token, *user_scopes, *user_refresh_token;
 	int64_t user_expires_at; /* Unix seconds; 0: does not expire */
 	char *webhook_url, *webhook_channel, *webhook_channel_id,

@@ -2,30 +2,30 @@
 #ifndef LIM_H
 #define LIM_H
 
-#define LIM_QUERY 4096          /* bytes of QUERY_STRING */
-#define LIM_PARAMS 64           /* key=value pairs in a query */
-#define LIM_COOKIE_HEADER 8192  /* bytes of the Cookie header */
-#define LIM_METHOD 16           /* bytes of REQUEST_METHOD */
-#define LIM_STATE 128           /* bytes of a state, in the query or the cookie */
-#define LIM_STATE_MIN 43
-#define LIM_CODE 256            /* bytes of an authorization code */
-#define LIM_ERROR 128           /* bytes of an error= value */
-#define LIM_TEAM 21             /* T or E and 2..20 more */
+#define LIM_QUERY         4096 /* bytes of QUERY_STRING */
+#define LIM_PARAMS        64   /* key=value pairs in a query */
+#define LIM_COOKIE_HEADER 8192 /* bytes of the Cookie header */
+#define LIM_METHOD        16   /* bytes of REQUEST_METHOD */
+#define LIM_STATE         128 /* bytes of a state, in the query or the cookie */
+#define LIM_STATE_MIN     43
+#define LIM_CODE          256 /* bytes of an authorization code */
+#define LIM_ERROR         128 /* bytes of an error= value */
+#define LIM_TEAM          21  /* T or E and 2..20 more */
 
-#define LIM_CONF_LINE 4096      /* bytes of one config file line */
-#define LIM_CONF_FILE 65536     /* bytes of the config file */
-#define LIM_CONF_VALUE 2048     /* bytes of one setting */
-#define LIM_CLIENT_ID 64
+#define LIM_CONF_LINE   4096  /* bytes of one config file line */
+#define LIM_CONF_FILE   65536 /* bytes of the config file */
+#define LIM_CONF_VALUE  2048  /* bytes of one setting */
+#define LIM_CLIENT_ID   64
 #define LIM_COOKIE_NAME 64
 
 #define LIM_SLACK_BODY (1024 * 1024) /* bytes of one Slack API answer */
-#define LIM_PAGE (64 * 1024)         /* bytes of one HTML page */
-#define LIM_HEADERS 8192             /* bytes of all response headers */
+#define LIM_PAGE       (64 * 1024)   /* bytes of one HTML page */
+#define LIM_HEADERS    8192          /* bytes of all response headers */
 
-#define LIM_BUSY_MS 3000        /* SQLite busy timeout */
-#define LIM_RETRY_AFTER "5"     /* seconds, sent with a 503 */
+#define LIM_BUSY_MS     3000 /* SQLite busy timeout */
+#define LIM_RETRY_AFTER "5"  /* seconds, sent with a 503 */
 
-#define LIM_TTL_MAX 3600
+#define LIM_TTL_MAX     3600
 #define LIM_TIMEOUT_MAX 120
 
 #endif

@@ -6,12 +6,12 @@ enum req_method { REQ_GET, REQ_HEAD, REQ_OTHER };
 
 /* The query keys a handler may know. */
 enum req_key { REQ_CODE, REQ_STATE, REQ_ERROR, REQ_TEAM, REQ_KEY__MAX };
-#define REQ_KEYS_INSTALL (1u << REQ_TEAM)
+#define REQ_KEYS_INSTALL  (1u << REQ_TEAM)
 #define REQ_KEYS_REDIRECT (1u << REQ_CODE | 1u << REQ_STATE | 1u << REQ_ERROR)
 
 enum req_err {
 	REQ_OK,
-	REQ_ERR_TOOBIG,   /* query, a value or the parameter count over its cap */
+	REQ_ERR_TOOBIG, /* query, a value or the parameter count over its cap */
 	REQ_ERR_ENCODING, /* bad %-escape, NUL or control byte */
 	REQ_ERR_REPEATED, /* a known key given twice */
 	REQ_ERR_NOMEM,
@@ -21,7 +21,8 @@ struct req {
 	enum req_method method;
 	char *q[REQ_KEY__MAX]; /* decoded values of known keys; NULL if absent */
 	char *cookie;          /* the state cookie's value; NULL if absent */
-	int cookie_bad;        /* the cookie was repeated, too long or the header too big */
+	int cookie_bad; /* the cookie was repeated, too long or the header too
+			   big */
 };
 
 /* Parses method, query (may be NULL) and the Cookie header (may be NULL),

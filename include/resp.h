@@ -8,7 +8,7 @@ struct resp {
 	int status;
 	struct buf head; /* "Name: value\r\n" lines */
 	struct buf body;
-	int no_body;     /* HEAD: headers only */
+	int no_body; /* HEAD: headers only */
 };
 
 /* An empty 200 carrying the headers every response has. */
@@ -21,7 +21,8 @@ int resp_header(struct resp *, const char *name, const char *value);
 
 /* Set-Cookie: name=value; Path=/; Max-Age=maxage; HttpOnly; Secure;
  * SameSite=Lax. A NULL value clears the cookie (empty value, Max-Age=0). */
-int resp_cookie(struct resp *, const char *name, const char *value, long maxage);
+int
+resp_cookie(struct resp *, const char *name, const char *value, long maxage);
 
 /* 302 to location, which comes from configuration only. */
 int resp_redirect(struct resp *, const char *location);

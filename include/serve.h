@@ -12,7 +12,7 @@ struct ctx {
 	struct resp resp;
 	const char *outcome; /* "ok" or a failure reason; a static string */
 	char team[32], enterprise[32];
-	char detail[384];    /* why, for the log: never a secret */
+	char detail[384]; /* why, for the log: never a secret */
 };
 
 typedef void (*handler_fn)(struct ctx *);

@@ -28,8 +28,8 @@ enum slack_res slack_oauth_access(const struct conf *, const char *code,
 
 /* Calls auth.test with the bot token and sets in->bot_id (and, for an
  * org-wide install, in->enterprise_url). 0, or -1 with why set. */
-int slack_auth_test(const struct conf *, struct installation *in, char *why,
-    size_t whylen);
+int slack_auth_test(
+    const struct conf *, struct installation *in, char *why, size_t whylen);
 
 /* Maps an oauth.v2.access answer (untrusted JSON text) into in, with
  * expiries counted from now. Exposed for tests. */
@@ -37,8 +37,8 @@ enum slack_res slack_parse_access(const char *json, size_t len, int64_t now,
     struct installation *in, char *why, size_t whylen);
 
 /* Maps an auth.test answer into in. 0 or -1. Exposed for tests. */
-int slack_parse_auth_test(const char *json, size_t len,
-    struct installation *in, char *why, size_t whylen);
+int slack_parse_auth_test(const char *json, size_t len, struct installation *in,
+    char *why, size_t whylen);
 
 /* A token rotated by oauth.v2.access with grant_type=refresh_token. */
 struct refreshed {
@@ -58,7 +58,8 @@ void slack_refreshed_free(struct refreshed *);
 /* auth.revoke for token. Returns 0 when the token is revoked now or was
  * already dead (invalid_auth, token_revoked, token_expired,
  * account_inactive), else -1 with why set. */
-int slack_revoke(const struct conf *, const char *token, char *why, size_t whylen);
+int
+slack_revoke(const struct conf *, const char *token, char *why, size_t whylen);
 
 /* Classifies an oauth.v2.access error code. */
 enum slack_res slack_classify(const char *error);

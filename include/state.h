@@ -11,7 +11,7 @@
 
 struct db;
 
-#define STATE_RAW 73
+#define STATE_RAW   73
 #define STATE_CHARS 98 /* B64URL_LEN(STATE_RAW) */
 
 enum state_res {
@@ -22,8 +22,8 @@ enum state_res {
 };
 
 /* Issues a state for client_id valid for ttl seconds into out. */
-enum state_res state_issue(struct db *, const char *client_id, int64_t ttl,
-    char out[STATE_CHARS + 1]);
+enum state_res state_issue(
+    struct db *, const char *client_id, int64_t ttl, char out[STATE_CHARS + 1]);
 
 /* The same with the key in hand (see db_key_peek). */
 enum state_res state_sign(const unsigned char *key, size_t keylen,
@@ -34,8 +34,8 @@ int state_shape_ok(const char *s);
 
 /* Checks s (untrusted) and consumes it atomically: of any number of
  * concurrent calls with the same valid state, exactly one gets STATE_OK. */
-enum state_res state_consume(struct db *, const char *client_id, const char *s,
-    int64_t now);
+enum state_res
+state_consume(struct db *, const char *client_id, const char *s, int64_t now);
 
 /* Deletes the records of used states that have expired. Returns the number
  * deleted, or -1. */

@@ -11,8 +11,6 @@ struct installation;
  * DB_BUSY; on failure nothing was written. */
 int store_put(struct db *, const char *client_id, const struct installation *);
 
-
-
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,7 +42,7 @@ int store_token(struct db *, const char *client_id, const struct inst_key *k,
 /* A token that expires within the refresh window. */
 struct due {
 	char *enterprise_id, *team_id;
-	char *user_id; /* NULL: the bot token */
+	char *user_id;       /* NULL: the bot token */
 	char *refresh_token; /* as listed; a secret */
 };
 
@@ -86,8 +84,8 @@ long store_delete(struct db *, const char *client_id, const struct inst_key *k);
 int store_each(struct db *, int bots,
     int (*fn)(void *, const char *client_id, const struct installation *),
     void *arg);
-int store_put_row(struct db *, int bots, const char *client_id,
-    const struct installation *);
+int store_put_row(
+    struct db *, int bots, const char *client_id, const struct installation *);
 long store_rows(struct db *);
 enum { TX_BEGIN, TX_COMMIT, TX_ROLLBACK };
 int store_tx(struct db *, int op);

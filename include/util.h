@@ -16,7 +16,7 @@ int rand_bytes(void *p, size_t n);
 
 /* Writes the base64url form of n bytes, without padding, NUL-terminated,
  * into out, which holds at least B64URL_LEN(n) + 1 bytes. Returns its length. */
-#define B64URL_LEN(n) (((n) * 4 + 2) / 3)
+#define B64URL_LEN(n) (((n)*4 + 2) / 3)
 size_t b64url_encode(const unsigned char *in, size_t n, char *out);
 
 /* Decodes unpadded base64url s (untrusted). Returns the byte count, or -1

@@ -21,9 +21,9 @@
 #include "store.h"
 #include "util.h"
 
-#define PROG "slack-oauth"
+#define PROG           "slack-oauth"
 #define REFRESH_WINDOW 7200
-#define ADMIN_BUSY_MS 30000
+#define ADMIN_BUSY_MS  30000
 
 static const char usage_text[] =
     "usage: " PROG " check\n"
@@ -41,8 +41,7 @@ usage(void)
 	return 2;
 }
 
-static void __attribute__((format(printf, 1, 2)))
-complain(const char *fmt, ...)
+static void __attribute__((format(printf, 1, 2))) complain(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -86,7 +85,8 @@ open_db(const struct conf *c, int *absent)
 		}
 		complain("database: %s: %s%s", c->v[CONF_DB], strerror(errno),
 		    errno == ENOENT ? " (the first request to the install "
-		    "endpoint creates it)" : "");
+				      "endpoint creates it)"
+				    : "");
 		return NULL;
 	}
 	if ((db = db_open(c->v[CONF_DB], &rc, err, sizeof(err))) == NULL) {
@@ -151,7 +151,8 @@ cmd_check(void)
 	    c.v[CONF_USER_SCOPES] ? ", user scopes " : "",
 	    c.v[CONF_USER_SCOPES] ? c.v[CONF_USER_SCOPES] : "");
 	if (strncmp(c.v[CONF_API_URL], "http:", 5) == 0)
-		printf("warning: SLACK_API_URL is plain http (loopback only): a test "
+		printf(
+		    "warning: SLACK_API_URL is plain http (loopback only): a test "
 		    "setup?\n");
 
 	path = c.v[CONF_DB];
@@ -162,13 +163,18 @@ cmd_check(void)
 			goto out;
 		}
 		if (info.version > DB_VERSION) {
-			complain("database: %s: schema version %d is newer than this "
-			    "program's %d", dirbuf, info.version, DB_VERSION);
+			complain(
+			    "database: %s: schema version %d is newer than this "
+			    "program's %d",
+			    dirbuf, info.version, DB_VERSION);
 			goto out;
 		}
-		printf("database: ok (%s, PostgreSQL, schema version %d%s)\n", dirbuf,
-		    info.version, info.version == 0 ? ", created on first use" :
-		    info.version < DB_VERSION ? ", will be upgraded on first use" : "");
+		printf("database: ok (%s, PostgreSQL, schema version %d%s)\n",
+		    dirbuf, info.version,
+		    info.version == 0 ? ", created on first use"
+			: info.version < DB_VERSION
+			? ", will be upgraded on first use"
+			: "");
 		rc = 0;
 		goto out;
 	}
@@ -180,12 +186,16 @@ cmd_check(void)
 			goto out;
 		}
 		if (access(dir, W_OK | X_OK) == -1) {
-			complain("database: %s does not exist and its directory %s is "
-			    "not writable: %s", path, dir, strerror(errno));
+			complain(
+			    "database: %s does not exist and its directory %s is "
+			    "not writable: %s",
+			    path, dir, strerror(errno));
 			goto out;
 		}
-		printf("database: %s: not created yet; %s is writable, so the first "
-		    "request will create it\n", path, dir);
+		printf(
+		    "database: %s: not created yet; %s is writable, so the first "
+		    "request will create it\n",
+		    path, dir);
 		rc = 0;
 		goto out;
 	}
@@ -195,7 +205,8 @@ cmd_check(void)
 	}
 	if (st.st_mode & 077) {
 		complain("database: %s: mode %04o lets others read the tokens; "
-		    "chmod 600 it", path, (unsigned)(st.st_mode & 07777));
+			 "chmod 600 it",
+		    path, (unsigned)(st.st_mode & 07777));
 		goto out;
 	}
 	{
@@ -204,15 +215,18 @@ cmd_check(void)
 
 		snprintf(side, sizeof(side), "%s-key", path);
 		if (stat(side, &ks) == 0 && (ks.st_mode & 077)) {
-			complain("database: %s: mode %04o lets others read the key "
-			    "that signs states; chmod 600 it", side,
-			    (unsigned)(ks.st_mode & 07777));
+			complain(
+			    "database: %s: mode %04o lets others read the key "
+			    "that signs states; chmod 600 it",
+			    side, (unsigned)(ks.st_mode & 07777));
 			goto out;
 		}
 	}
 	if (access(path, R_OK | W_OK) == -1 || access(dir, W_OK | X_OK) == -1) {
-		complain("database: %s or its directory is not writable (WAL needs "
-		    "both): %s", path, strerror(errno));
+		complain(
+		    "database: %s or its directory is not writable (WAL needs "
+		    "both): %s",
+		    path, strerror(errno));
 		goto out;
 	}
 	if (db_inspect(path, &info, err, sizeof(err)) == -1) {
@@ -221,18 +235,21 @@ cmd_check(void)
 	}
 	if (info.version > DB_VERSION) {
 		complain("database: %s: schema version %d is newer than this "
-		    "program's %d", path, info.version, DB_VERSION);
+			 "program's %d",
+		    path, info.version, DB_VERSION);
 		goto out;
 	}
 	if (!info.intact) {
 		complain("database: %s: PRAGMA quick_check failed: the file is "
-		    "damaged", path);
+			 "damaged",
+		    path);
 		goto out;
 	}
-	printf("database: ok (%s, schema version %d%s, journal %s, mode %04o)\n",
-	    path, info.version, info.version < DB_VERSION ?
-	    ", will be upgraded on first use" : "", info.journal,
-	    (unsigned)(st.st_mode & 07777));
+	printf(
+	    "database: ok (%s, schema version %d%s, journal %s, mode %04o)\n",
+	    path, info.version,
+	    info.version < DB_VERSION ? ", will be upgraded on first use" : "",
+	    info.journal, (unsigned)(st.st_mode & 07777));
 	rc = 0;
 out:
 	conf_free(&c);
@@ -259,20 +276,25 @@ list_json(void *arg, const struct installation *in)
 
 	o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "enterprise_id", json_str(in->enterprise_id));
-	cJSON_AddItemToObject(o, "enterprise_name", json_str(in->enterprise_name));
+	cJSON_AddItemToObject(
+	    o, "enterprise_name", json_str(in->enterprise_name));
 	cJSON_AddItemToObject(o, "team_id", json_str(in->team_id));
 	cJSON_AddItemToObject(o, "team_name", json_str(in->team_name));
 	cJSON_AddItemToObject(o, "app_id", json_str(in->app_id));
-	cJSON_AddBoolToObject(o, "is_enterprise_install", in->is_enterprise_install);
+	cJSON_AddBoolToObject(
+	    o, "is_enterprise_install", in->is_enterprise_install);
 	if (in->bot_token != NULL) {
 		b = cJSON_AddObjectToObject(o, "bot");
 		mask(in->bot_token, m, sizeof(m));
 		cJSON_AddStringToObject(b, "token", m);
 		cJSON_AddItemToObject(b, "bot_id", json_str(in->bot_id));
-		cJSON_AddItemToObject(b, "bot_user_id", json_str(in->bot_user_id));
+		cJSON_AddItemToObject(
+		    b, "bot_user_id", json_str(in->bot_user_id));
 		cJSON_AddItemToObject(b, "scopes", json_str(in->bot_scopes));
-		cJSON_AddItemToObject(b, "expires_at", json_time(in->bot_expires_at));
-		cJSON_AddBoolToObject(b, "rotating", in->bot_refresh_token != NULL);
+		cJSON_AddItemToObject(
+		    b, "expires_at", json_time(in->bot_expires_at));
+		cJSON_AddBoolToObject(
+		    b, "rotating", in->bot_refresh_token != NULL);
 	} else
 		cJSON_AddNullToObject(o, "bot");
 	u = cJSON_AddObjectToObject(o, "user");
@@ -287,8 +309,10 @@ list_json(void *arg, const struct installation *in)
 	cJSON_AddBoolToObject(u, "rotating", in->user_refresh_token != NULL);
 	if (in->webhook_url != NULL) {
 		w = cJSON_AddObjectToObject(o, "incoming_webhook");
-		cJSON_AddItemToObject(w, "channel", json_str(in->webhook_channel));
-		cJSON_AddItemToObject(w, "channel_id", json_str(in->webhook_channel_id));
+		cJSON_AddItemToObject(
+		    w, "channel", json_str(in->webhook_channel));
+		cJSON_AddItemToObject(
+		    w, "channel_id", json_str(in->webhook_channel_id));
 	} else
 		cJSON_AddNullToObject(o, "incoming_webhook");
 	cJSON_AddItemToObject(o, "installed_at", json_str(in->installed_at));
@@ -306,8 +330,9 @@ list_text(void *arg, const struct installation *in)
 	if ((*count)++ > 0)
 		putchar('\n');
 	printf("%s (%s)%s\n", org ? in->enterprise_id : in->team_id,
-	    org ? (in->enterprise_name ? in->enterprise_name : "-") :
-	    (in->team_name ? in->team_name : "-"), org ? ", org-wide" : "");
+	    org ? (in->enterprise_name ? in->enterprise_name : "-")
+		: (in->team_name ? in->team_name : "-"),
+	    org ? ", org-wide" : "");
 	if (!org && in->enterprise_id != NULL && *in->enterprise_id)
 		printf("  enterprise:   %s (%s)\n", in->enterprise_id,
 		    in->enterprise_name ? in->enterprise_name : "-");
@@ -318,19 +343,22 @@ list_text(void *arg, const struct installation *in)
 		printf("  bot token:    %s (bot %s, user %s), expires %s\n", m,
 		    in->bot_id && *in->bot_id ? in->bot_id : "-",
 		    in->bot_user_id ? in->bot_user_id : "-", t);
-		printf("  bot scopes:   %s\n", in->bot_scopes ? in->bot_scopes : "-");
+		printf("  bot scopes:   %s\n",
+		    in->bot_scopes ? in->bot_scopes : "-");
 	}
 	if (in->user_token != NULL) {
 		mask(in->user_token, m, sizeof(m));
 		when(in->user_expires_at, t, sizeof(t));
 		printf("  user token:   %s (user %s), expires %s\n", m,
 		    in->user_id ? in->user_id : "-", t);
-		printf("  user scopes:  %s\n", in->user_scopes ? in->user_scopes : "-");
+		printf("  user scopes:  %s\n",
+		    in->user_scopes ? in->user_scopes : "-");
 	} else
 		printf("  installed by: %s\n", in->user_id ? in->user_id : "-");
 	if (in->webhook_channel != NULL)
 		printf("  webhook:      %s\n", in->webhook_channel);
-	printf("  installed at: %s UTC\n", in->installed_at ? in->installed_at : "-");
+	printf("  installed at: %s UTC\n",
+	    in->installed_at ? in->installed_at : "-");
 	return 0;
 }
 
@@ -359,7 +387,7 @@ cmd_list(int json)
 		goto out;
 	}
 	if (store_list(db, c.v[CONF_CLIENT_ID], json ? list_json : list_text,
-	    json ? (void *)arr : (void *)&count) != DB_OK) {
+		json ? (void *)arr : (void *)&count) != DB_OK) {
 		complain("database: %s", db_errmsg(db));
 		goto out;
 	}
@@ -369,7 +397,8 @@ cmd_list(int json)
 		puts(s);
 		free(s);
 	} else if (count == 0)
-		printf("no installations for client id %s\n", c.v[CONF_CLIENT_ID]);
+		printf(
+		    "no installations for client id %s\n", c.v[CONF_CLIENT_ID]);
 	rc = 0;
 out:
 	cJSON_Delete(arr);
@@ -401,7 +430,8 @@ cmd_token(const char *id, const char *user)
 	if ((db = open_db(&c, NULL)) == NULL)
 		goto out;
 	store_key(&k, id);
-	if ((found = store_token(db, c.v[CONF_CLIENT_ID], &k, user, &token, &exp)) < 0) {
+	if ((found = store_token(
+		 db, c.v[CONF_CLIENT_ID], &k, user, &token, &exp)) < 0) {
 		complain("database: %s", db_errmsg(db));
 		goto out;
 	}
@@ -414,7 +444,9 @@ cmd_token(const char *id, const char *user)
 	}
 	if (exp > 0 && exp <= now_unix()) {
 		when(exp, t, sizeof(t));
-		complain("warning: this token expired at %s; run `" PROG " refresh`", t);
+		complain("warning: this token expired at %s; run `" PROG
+			 " refresh`",
+		    t);
 	}
 	printf("%s\n", token);
 	rc = fflush(stdout) == 0 ? 0 : 1;
@@ -443,8 +475,8 @@ take_lock(struct db *db, const char *name, int64_t lease, int64_t deadline)
 
 /* Refreshes one due token; 0 done or not needed, -1 failed (said why). */
 static int
-refresh_one(struct db *db, const struct conf *c, const struct due *d,
-    int64_t deadline)
+refresh_one(
+    struct db *db, const struct conf *c, const struct due *d, int64_t deadline)
 {
 	struct refreshed r;
 	char name[256], who[192], why[384], t[64];
@@ -463,14 +495,18 @@ refresh_one(struct db *db, const struct conf *c, const struct due *d,
 	snprintf(name, sizeof(name), "refresh:%s:%s:%s", d->enterprise_id,
 	    d->team_id, d->user_id ? d->user_id : "bot");
 
-	got = take_lock(db, name, c->timeout + 60, now_unix() + c->timeout + 65);
+	got =
+	    take_lock(db, name, c->timeout + 60, now_unix() + c->timeout + 65);
 	if (got <= 0) {
-		complain("%s: %s", who, got == 0 ? "another process holds the "
-		    "refresh lock" : db_errmsg(db));
+		complain("%s: %s", who,
+		    got == 0 ? "another process holds the "
+			       "refresh lock"
+			     : db_errmsg(db));
 		return -1;
 	}
 	/* Re-read under the lease: another run may have refreshed it. */
-	if ((got = store_refresh_token(db, c->v[CONF_CLIENT_ID], d, &rt, &exp)) < 0) {
+	if ((got = store_refresh_token(
+		 db, c->v[CONF_CLIENT_ID], d, &rt, &exp)) < 0) {
 		complain("%s: database: %s", who, db_errmsg(db));
 		goto out;
 	}
@@ -493,8 +529,10 @@ refresh_one(struct db *db, const struct conf *c, const struct due *d,
 			break;
 	}
 	if (got != DB_OK) {
-		complain("%s: Slack rotated the token but storing it failed (%s); "
-		    "the installation must be redone", who, db_errmsg(db));
+		complain(
+		    "%s: Slack rotated the token but storing it failed (%s); "
+		    "the installation must be redone",
+		    who, db_errmsg(db));
 		goto out;
 	}
 	when(r.expires_at, t, sizeof(t));
@@ -568,8 +606,8 @@ cmd_revoke(const char *id)
 	if ((db = open_db(&c, NULL)) == NULL)
 		goto out;
 	store_key(&k, id);
-	if (store_tokens(db, c.v[CONF_CLIENT_ID], &k, now_unix(), &tokens, &n) !=
-	    DB_OK) {
+	if (store_tokens(db, c.v[CONF_CLIENT_ID], &k, now_unix(), &tokens,
+		&n) != DB_OK) {
 		complain("database: %s", db_errmsg(db));
 		goto out;
 	}
@@ -583,7 +621,8 @@ cmd_revoke(const char *id)
 			failed++;
 		}
 	if (failed) {
-		complain("%s: kept its rows, since not every token was revoked", id);
+		complain(
+		    "%s: kept its rows, since not every token was revoked", id);
 		goto out;
 	}
 	if ((deleted = store_delete(db, c.v[CONF_CLIENT_ID], &k)) < 0) {
@@ -687,8 +726,10 @@ cmd_copy(const char *from, const char *to)
 	}
 	db_busy_timeout(dst, ADMIN_BUSY_MS);
 	if ((rows = store_rows(dst)) != 0) {
-		complain("copy: %s already holds %ld installation rows; copy only "
-		    "into an empty store", st, rows);
+		complain(
+		    "copy: %s already holds %ld installation rows; copy only "
+		    "into an empty store",
+		    st, rows);
 		goto out;
 	}
 	if (store_tx(dst, TX_BEGIN) != DB_OK) {
@@ -697,8 +738,8 @@ cmd_copy(const char *from, const char *to)
 	}
 	for (c.to = dst, c.bots = 0; c.bots < 2; c.bots++) {
 		if (store_each(src, c.bots, copy_row, &c) != DB_OK) {
-			complain("copy: %s", c.rc != DB_OK ? db_errmsg(dst) :
-			    db_errmsg(src));
+			complain("copy: %s",
+			    c.rc != DB_OK ? db_errmsg(dst) : db_errmsg(src));
 			store_tx(dst, TX_ROLLBACK);
 			goto out;
 		}
@@ -725,7 +766,8 @@ admin_main(int argc, char **argv)
 	long long within = REFRESH_WINDOW;
 
 	if (getenv("GATEWAY_INTERFACE") != NULL) {
-		complain("refusing to run under a web server (GATEWAY_INTERFACE is set)");
+		complain(
+		    "refusing to run under a web server (GATEWAY_INTERFACE is set)");
 		return 1;
 	}
 	umask(077);
@@ -736,7 +778,8 @@ admin_main(int argc, char **argv)
 		return cmd_check();
 	if (strcmp(cmd, "list") == 0 && argc == 2)
 		return cmd_list(0);
-	if (strcmp(cmd, "list") == 0 && argc == 3 && strcmp(argv[2], "--json") == 0)
+	if (strcmp(cmd, "list") == 0 && argc == 3 &&
+	    strcmp(argv[2], "--json") == 0)
 		return cmd_list(1);
 	if (strcmp(cmd, "token") == 0) {
 		if (argc == 5 && strcmp(argv[2], "--user") == 0)

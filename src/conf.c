@@ -111,7 +111,8 @@ uri_chars(const char *s)
 {
 	for (; *s != '\0'; s++)
 		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		    (*s >= '0' && *s <= '9') || strchr("-._~:/?#[]@!$&'()*+,;=%", *s)))
+			(*s >= '0' && *s <= '9') ||
+			strchr("-._~:/?#[]@!$&'()*+,;=%", *s)))
 			return 0;
 	return 1;
 }
@@ -157,7 +158,8 @@ is_loopback(const struct url *u)
 	memcpy(h, u->host, n);
 	h[n] = '\0';
 	if (h[0] == '[')
-		return strncmp(h, "[::1]", 5) == 0 && (h[5] == '\0' || h[5] == ':');
+		return strncmp(h, "[::1]", 5) == 0 &&
+		    (h[5] == '\0' || h[5] == ':');
 	if ((colon = strchr(h, ':')) != NULL)
 		h[colon - h] = '\0';
 	if (strcasecmp(h, "localhost") == 0)
@@ -193,7 +195,8 @@ conf_valid_page_url(const char *s)
 	struct url u;
 
 	if (s[0] == '/')
-		return s[1] != '/' && strlen(s) <= LIM_CONF_VALUE && uri_chars(s);
+		return s[1] != '/' && strlen(s) <= LIM_CONF_VALUE &&
+		    uri_chars(s);
 	return url_split(s, &u) == 0;
 }
 
@@ -204,7 +207,8 @@ conf_valid_cookie_name(const char *s)
 
 	for (; *s != '\0'; s++, n++)
 		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		    (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s)))
+			(*s >= '0' && *s <= '9') ||
+			strchr("!#$%&'*+-.^_`|~", *s)))
 			return 0;
 	return n >= 1 && n <= LIM_COOKIE_NAME;
 }
@@ -259,7 +263,7 @@ valid_proxy(const char *s)
 {
 	return uri_chars(s) && strlen(s) <= LIM_CONF_VALUE &&
 	    (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0 ||
-	    strncmp(s, "socks5h://", 10) == 0);
+		strncmp(s, "socks5h://", 10) == 0);
 }
 
 static int
@@ -268,7 +272,8 @@ key_index(const char *name, size_t n)
 	int k;
 
 	for (k = 0; k < CONF__MAX; k++)
-		if (strlen(keys[k].name) == n && memcmp(keys[k].name, name, n) == 0)
+		if (strlen(keys[k].name) == n &&
+		    memcmp(keys[k].name, name, n) == 0)
 			return k;
 	return -1;
 }
@@ -306,7 +311,8 @@ conf_parse_file(const char *path, const char *text, size_t len,
 		s = p, e = eol;
 		while (s < e && (*s == ' ' || *s == '\t'))
 			s++;
-		while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		while (
+		    e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
 			e--;
 		if (s == e || *s == '#')
 			continue;
@@ -393,19 +399,22 @@ file_load(const char *path, int must_exist, char *err, size_t errlen)
 	free_vals(file.vals);
 	file.loaded = 0;
 	file.failed = 1;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 || fstat(fd, &st) == -1) {
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &st) == -1) {
 		snprintf(file.errmsg, sizeof(file.errmsg), "%s: %s", path,
 		    strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > LIM_CONF_FILE) {
 		snprintf(file.errmsg, sizeof(file.errmsg),
-		    "%s: not a regular file of at most %d bytes", path, LIM_CONF_FILE);
+		    "%s: not a regular file of at most %d bytes", path,
+		    LIM_CONF_FILE);
 		goto out;
 	}
 	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
 		snprintf(file.errmsg, sizeof(file.errmsg),
-		    "%s: refused: writable by group or others (chmod 0640)", path);
+		    "%s: refused: writable by group or others (chmod 0640)",
+		    path);
 		goto out;
 	}
 	if ((text = malloc((size_t)st.st_size + 1)) == NULL)
@@ -414,13 +423,14 @@ file_load(const char *path, int must_exist, char *err, size_t errlen)
 	    (r = read(fd, text + got, (size_t)st.st_size - got)) > 0)
 		got += (size_t)r;
 	if (conf_parse_file(path, text, got, file.vals, file.errmsg,
-	    sizeof(file.errmsg)) == -1)
+		sizeof(file.errmsg)) == -1)
 		goto out;
 	if (file.vals[CONF_CLIENT_SECRET] != NULL && (st.st_mode & S_IROTH)) {
 		free_vals(file.vals);
 		snprintf(file.errmsg, sizeof(file.errmsg),
 		    "%s: refused: holds SLACK_CLIENT_SECRET and is readable by "
-		    "others (chmod 0640)", path);
+		    "others (chmod 0640)",
+		    path);
 		goto out;
 	}
 	file.failed = 0;
@@ -507,7 +517,8 @@ conf_load(struct conf *c, conf_param_fn param, void *ctx, int need, char *err,
 	}
 	if ((need & CONF_NEED_SCOPES) && c->v[CONF_SCOPES] == NULL &&
 	    c->v[CONF_USER_SCOPES] == NULL) {
-		snprintf(err, errlen, "SLACK_SCOPES: missing (set it, "
+		snprintf(err, errlen,
+		    "SLACK_SCOPES: missing (set it, "
 		    "SLACK_USER_SCOPES, or both)");
 		return -1;
 	}

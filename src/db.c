@@ -14,7 +14,8 @@
 int
 db_is_pg(const char *t)
 {
-	return strncmp(t, "postgresql://", 13) == 0 || strncmp(t, "postgres://", 11) == 0;
+	return strncmp(t, "postgresql://", 13) == 0 ||
+	    strncmp(t, "postgres://", 11) == 0;
 }
 
 static const struct backend *
@@ -50,7 +51,8 @@ db_close(struct db *db)
 		return;
 	db->be->close(db);
 	explicit_bzero(db->key, sizeof(db->key));
-	explicit_bzero(db->target, strlen(db->target)); /* a URI may hold a password */
+	explicit_bzero(
+	    db->target, strlen(db->target)); /* a URI may hold a password */
 	free(db->target);
 	free(db);
 }
@@ -92,7 +94,9 @@ static int
 sidecar_path(const char *target, char *out, size_t len)
 {
 	return db_is_pg(target) ||
-	    (size_t)snprintf(out, len, "%s" SIDECAR, target) >= len ? -1 : 0;
+		(size_t)snprintf(out, len, "%s" SIDECAR, target) >= len
+	    ? -1
+	    : 0;
 }
 
 int
@@ -102,7 +106,8 @@ db_key_peek(const char *target, unsigned char key[32])
 	struct stat st;
 	int fd, ok;
 
-	if (sidecar_path(target, path, sizeof(path)) == -1 || stat(path, &st) == -1)
+	if (sidecar_path(target, path, sizeof(path)) == -1 ||
+	    stat(path, &st) == -1)
 		return -1;
 	if (peeked.target != NULL && strcmp(peeked.target, target) == 0 &&
 	    peeked.dev == st.st_dev && peeked.ino == st.st_ino &&
@@ -141,7 +146,8 @@ db_key_publish(const char *target, const unsigned char key[32])
 	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
 	if ((fd = mkstemp(tmp)) == -1)
 		return; /* a read-only directory: installs open the database */
-	ok = fchmod(fd, 0600) == 0 && write(fd, key, 32) == 32 && fsync(fd) == 0;
+	ok =
+	    fchmod(fd, 0600) == 0 && write(fd, key, 32) == 32 && fsync(fd) == 0;
 	close(fd);
 	if (!ok || rename(tmp, path) == -1)
 		unlink(tmp);
@@ -204,14 +210,15 @@ db_redact(const char *t, char *out, size_t len)
 	if ((at = memchr(auth, '@', (size_t)(end - auth))) != NULL &&
 	    (colon = memchr(auth, ':', (size_t)(at - auth))) != NULL)
 		cut[0][0] = colon + 1, cut[0][1] = at;
-	if ((q = strchr(t, '?')) != NULL && (pw = strstr(q, "password=")) != NULL &&
+	if ((q = strchr(t, '?')) != NULL &&
+	    (pw = strstr(q, "password=")) != NULL &&
 	    (pw[-1] == '?' || pw[-1] == '&'))
 		cut[1][0] = pw + 9, cut[1][1] = pw + 9 + strcspn(pw + 9, "&");
 	for (i = 0; i < 2; i++) {
 		if (cut[i][0] == NULL)
 			continue;
-		o += (size_t)snprintf(out + o, len - o, "%.*s***",
-		    (int)(cut[i][0] - from), from);
+		o += (size_t)snprintf(
+		    out + o, len - o, "%.*s***", (int)(cut[i][0] - from), from);
 		if (o >= len)
 			return;
 		from = cut[i][1];

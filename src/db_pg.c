@@ -36,8 +36,8 @@ static struct {
 	__typeof__(PQsetNoticeProcessor) *setnoticeprocessor;
 } pq;
 
-#define SYM(f, name)                                                   \
-	if ((*(void **)&pq.f = dlsym(h, name)) == NULL)                \
+#define SYM(f, name)                                                           \
+	if ((*(void **)&pq.f = dlsym(h, name)) == NULL)                        \
 		goto fail;
 
 static int
@@ -49,7 +49,8 @@ load(char *err, size_t errlen)
 		return pq.loaded == 1 ? 0 : -1;
 	pq.loaded = -1;
 	if ((h = dlopen(LIBPQ, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		snprintf(err, errlen, "PostgreSQL: cannot load " LIBPQ
+		snprintf(err, errlen,
+		    "PostgreSQL: cannot load " LIBPQ
 		    " (apt-get install libpq5)");
 		return -1;
 	}
@@ -162,7 +163,8 @@ run(struct db *db, const char *sql, int n, const char *const *params, int *rc)
 			*rc = DB_OK;
 			return r;
 		}
-		code = r != NULL ? pq.resulterrorfield(r, PG_DIAG_SQLSTATE) : NULL;
+		code =
+		    r != NULL ? pq.resulterrorfield(r, PG_DIAG_SQLSTATE) : NULL;
 		pq.clear(r);
 		if (pq.status(C(db)) == CONNECTION_OK || P(db)->tx) {
 			if (pq.status(C(db)) != CONNECTION_OK) {
@@ -171,9 +173,13 @@ run(struct db *db, const char *sql, int n, const char *const *params, int *rc)
 			}
 			/* 40001 serialization, 40P01 deadlock, 55P03 lock
 			 * timeout, 57014 statement timeout, 53xxx resources. */
-			*rc = code != NULL && (strncmp(code, "40", 2) == 0 ||
-			    strcmp(code, "55P03") == 0 || strcmp(code, "57014") == 0 ||
-			    strncmp(code, "53", 2) == 0) ? DB_BUSY : DB_ERR;
+			*rc = code != NULL &&
+				(strncmp(code, "40", 2) == 0 ||
+				    strcmp(code, "55P03") == 0 ||
+				    strcmp(code, "57014") == 0 ||
+				    strncmp(code, "53", 2) == 0)
+			    ? DB_BUSY
+			    : DB_ERR;
 			return NULL;
 		}
 	}
@@ -211,14 +217,16 @@ changed(struct db *db, const char *sql, int n, const char *const *params)
 static char *
 val(PGresult *r, int row, int col)
 {
-	return pq.getisnull(r, row, col) ? NULL : strdup(pq.getvalue(r, row, col));
+	return pq.getisnull(r, row, col) ? NULL
+					 : strdup(pq.getvalue(r, row, col));
 }
 
 static int64_t
 num(PGresult *r, int row, int col)
 {
-	return pq.getisnull(r, row, col) ? 0 :
-	    (int64_t)strtoll(pq.getvalue(r, row, col), NULL, 10);
+	return pq.getisnull(r, row, col)
+	    ? 0
+	    : (int64_t)strtoll(pq.getvalue(r, row, col), NULL, 10);
 }
 
 static void
@@ -334,15 +342,17 @@ version(struct db *db, int *v)
 	int rc;
 
 	*v = 0;
-	if ((r = run(db, "SELECT CASE WHEN to_regclass('slack_oauth_meta') IS NULL "
-	    "THEN 0 ELSE 1 END", 0, NULL, &rc)) == NULL)
+	if ((r = run(db,
+		 "SELECT CASE WHEN to_regclass('slack_oauth_meta') IS NULL "
+		 "THEN 0 ELSE 1 END",
+		 0, NULL, &rc)) == NULL)
 		return rc;
 	rc = num(r, 0, 0) == 1;
 	pq.clear(r);
 	if (!rc)
 		return DB_OK;
 	if ((r = run(db, "SELECT version FROM slack_oauth_meta WHERE id = 1", 0,
-	    NULL, &rc)) == NULL)
+		 NULL, &rc)) == NULL)
 		return rc;
 	if (pq.ntuples(r) == 1)
 		*v = (int)num(r, 0, 0);
@@ -360,19 +370,24 @@ migrate(struct db *db, char *err, size_t errlen)
 
 	if ((rc = begin(db)) != DB_OK ||
 	    (rc = exec(db, "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK ")", 0,
-	    NULL)) != DB_OK || (rc = version(db, &v)) != DB_OK)
+		 NULL)) != DB_OK ||
+	    (rc = version(db, &v)) != DB_OK)
 		goto fail;
 	if (v > DB_VERSION) {
 		rollback(db);
-		snprintf(err, errlen, "PostgreSQL: schema version %d is newer than "
-		    "this program's %d", v, DB_VERSION);
+		snprintf(err, errlen,
+		    "PostgreSQL: schema version %d is newer than "
+		    "this program's %d",
+		    v, DB_VERSION);
 		return DB_ERR;
 	}
 	if (v < 1) {
 		/* Several statements: the simple query protocol. */
 		PGresult *r = pq.exec(C(db), schema_v1);
 
-		rc = r != NULL && pq.resultstatus(r) == PGRES_COMMAND_OK ? DB_OK : DB_ERR;
+		rc = r != NULL && pq.resultstatus(r) == PGRES_COMMAND_OK
+		    ? DB_OK
+		    : DB_ERR;
 		pq.clear(r);
 		if (rc != DB_OK)
 			goto fail;
@@ -385,19 +400,24 @@ migrate(struct db *db, char *err, size_t errlen)
 		explicit_bzero(key, sizeof(key));
 		fmt_i64(now, sizeof(now), now_unix());
 		p[0] = hex, p[1] = now;
-		rc = exec(db, "INSERT INTO slack_oauth_keys (id, key, created_at) "
-		    "VALUES (1, decode($1, 'hex'), $2) ON CONFLICT DO NOTHING", 2, p);
+		rc = exec(db,
+		    "INSERT INTO slack_oauth_keys (id, key, created_at) "
+		    "VALUES (1, decode($1, 'hex'), $2) ON CONFLICT DO NOTHING",
+		    2, p);
 		explicit_bzero(hex, sizeof(hex));
-		if (rc != DB_OK || (rc = exec(db, "INSERT INTO slack_oauth_meta (id, "
-		    "version) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET version = 1",
-		    0, NULL)) != DB_OK)
+		if (rc != DB_OK ||
+		    (rc = exec(db,
+			 "INSERT INTO slack_oauth_meta (id, "
+			 "version) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET version = 1",
+			 0, NULL)) != DB_OK)
 			goto fail;
 	}
 	if ((rc = commit(db)) != DB_OK)
 		goto fail;
 	return DB_OK;
 fail:
-	snprintf(err, errlen, "PostgreSQL: creating the schema: %s", pg_errmsg(db));
+	snprintf(
+	    err, errlen, "PostgreSQL: creating the schema: %s", pg_errmsg(db));
 	rollback(db);
 	return rc == DB_OK ? DB_ERR : rc;
 }
@@ -477,14 +497,18 @@ pg_state_key(struct db *db, unsigned char key[32])
 	const char *h;
 	int rc, i, hi, lo;
 
-	if ((r = run(db, "SELECT encode(key, 'hex') FROM slack_oauth_keys "
-	    "WHERE id = 1", 0, NULL, &rc)) == NULL)
+	if ((r = run(db,
+		 "SELECT encode(key, 'hex') FROM slack_oauth_keys "
+		 "WHERE id = 1",
+		 0, NULL, &rc)) == NULL)
 		return rc;
 	rc = DB_ERR;
 	if (pq.ntuples(r) == 1 && strlen(h = pq.getvalue(r, 0, 0)) == 64) {
 		for (i = 0; i < 32; i++) {
-			hi = h[2 * i] <= '9' ? h[2 * i] - '0' : h[2 * i] - 'a' + 10;
-			lo = h[2 * i + 1] <= '9' ? h[2 * i + 1] - '0' : h[2 * i + 1] - 'a' + 10;
+			hi = h[2 * i] <= '9' ? h[2 * i] - '0'
+					     : h[2 * i] - 'a' + 10;
+			lo = h[2 * i + 1] <= '9' ? h[2 * i + 1] - '0'
+						 : h[2 * i + 1] - 'a' + 10;
 			key[i] = (unsigned char)(hi << 4 | lo);
 		}
 		rc = DB_OK;
@@ -515,7 +539,8 @@ pg_state_use(struct db *db, const unsigned char hash[32], int64_t expires_at,
 	fmt_i64(nw, sizeof(nw), now);
 	/* One statement: exactly one of any number of concurrent requests,
 	 * on any host, inserts the row. */
-	n = changed(db, "WITH gone AS (DELETE FROM slack_oauth_states "
+	n = changed(db,
+	    "WITH gone AS (DELETE FROM slack_oauth_states "
 	    "WHERE expires_at <= $3) INSERT INTO slack_oauth_states (hash, "
 	    "expires_at) VALUES (decode($1, 'hex'), $2) ON CONFLICT DO NOTHING",
 	    3, p);
@@ -530,7 +555,8 @@ pg_state_purge(struct db *db, int64_t now)
 	long n;
 
 	fmt_i64(nw, sizeof(nw), now);
-	n = changed(db, "DELETE FROM slack_oauth_states WHERE expires_at <= $1", 1, p);
+	n = changed(
+	    db, "DELETE FROM slack_oauth_states WHERE expires_at <= $1", 1, p);
 	return n < 0 ? -1 : n;
 }
 
@@ -546,22 +572,39 @@ put_installation(struct db *db, const char *client_id,
 {
 	char bexp[24], uexp[24];
 	const char *p[27] = {
-		client_id, in->app_id, or_empty(in->enterprise_id), in->enterprise_name,
-		in->enterprise_url, or_empty(in->team_id), in->team_name,
-		in->bot_token, in->bot_token != NULL ? or_empty(in->bot_id) : NULL,
-		in->bot_user_id, in->bot_scopes, in->bot_refresh_token,
-		in->bot_expires_at > 0 ? bexp : NULL, or_empty(in->user_id),
-		in->user_token, in->user_scopes, in->user_refresh_token,
-		in->user_expires_at > 0 ? uexp : NULL, in->webhook_url,
-		in->webhook_channel, in->webhook_channel_id,
+		client_id,
+		in->app_id,
+		or_empty(in->enterprise_id),
+		in->enterprise_name,
+		in->enterprise_url,
+		or_empty(in->team_id),
+		in->team_name,
+		in->bot_token,
+		in->bot_token != NULL ? or_empty(in->bot_id) : NULL,
+		in->bot_user_id,
+		in->bot_scopes,
+		in->bot_refresh_token,
+		in->bot_expires_at > 0 ? bexp : NULL,
+		or_empty(in->user_id),
+		in->user_token,
+		in->user_scopes,
+		in->user_refresh_token,
+		in->user_expires_at > 0 ? uexp : NULL,
+		in->webhook_url,
+		in->webhook_channel,
+		in->webhook_channel_id,
 		in->webhook_configuration_url,
-		in->is_enterprise_install ? "true" : "false", in->token_type, stamp,
-		in->oauth_response, in->auth_test_response,
+		in->is_enterprise_install ? "true" : "false",
+		in->token_type,
+		stamp,
+		in->oauth_response,
+		in->auth_test_response,
 	};
 
 	fmt_i64(bexp, sizeof(bexp), in->bot_expires_at);
 	fmt_i64(uexp, sizeof(uexp), in->user_expires_at);
-	return exec(db, "INSERT INTO slack_installations (client_id, app_id, "
+	return exec(db,
+	    "INSERT INTO slack_installations (client_id, app_id, "
 	    "enterprise_id, enterprise_name, enterprise_url, team_id, team_name, "
 	    "bot_token, bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
 	    "bot_token_expires_at, user_id, user_token, user_scopes, "
@@ -570,7 +613,8 @@ put_installation(struct db *db, const char *client_id,
 	    "incoming_webhook_configuration_url, is_enterprise_install, token_type, "
 	    "installed_at, oauth_response, auth_test_response) VALUES ($1, $2, $3, "
 	    "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
-	    "$19, $20, $21, $22, $23, $24, $25::timestamp, $26, $27)", 27, p);
+	    "$19, $20, $21, $22, $23, $24, $25::timestamp, $26, $27)",
+	    27, p);
 }
 
 static int
@@ -578,20 +622,22 @@ put_bot(struct db *db, const char *client_id, const struct installation *in,
     const char *stamp)
 {
 	char bexp[24];
-	const char *b[14] = { client_id, in->app_id, or_empty(in->enterprise_id),
-		in->enterprise_name, or_empty(in->team_id), in->team_name,
-		in->bot_token, or_empty(in->bot_id), or_empty(in->bot_user_id),
-		in->bot_scopes, in->bot_refresh_token,
-		in->bot_expires_at > 0 ? bexp : NULL,
+	const char *b[14] = { client_id, in->app_id,
+		or_empty(in->enterprise_id), in->enterprise_name,
+		or_empty(in->team_id), in->team_name, in->bot_token,
+		or_empty(in->bot_id), or_empty(in->bot_user_id), in->bot_scopes,
+		in->bot_refresh_token, in->bot_expires_at > 0 ? bexp : NULL,
 		in->is_enterprise_install ? "true" : "false", stamp };
 
 	fmt_i64(bexp, sizeof(bexp), in->bot_expires_at);
-	return exec(db, "INSERT INTO slack_bots (client_id, app_id, "
+	return exec(db,
+	    "INSERT INTO slack_bots (client_id, app_id, "
 	    "enterprise_id, enterprise_name, team_id, team_name, bot_token, "
 	    "bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
 	    "bot_token_expires_at, is_enterprise_install, installed_at) VALUES "
 	    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-	    "$14::timestamp)", 14, b);
+	    "$14::timestamp)",
+	    14, b);
 }
 
 static int
@@ -604,7 +650,7 @@ pg_put(struct db *db, const char *client_id, const struct installation *in,
 		return rc;
 	if ((rc = put_installation(db, client_id, in, stamp)) != DB_OK ||
 	    (in->bot_token != NULL &&
-	    (rc = put_bot(db, client_id, in, stamp)) != DB_OK)) {
+		(rc = put_bot(db, client_id, in, stamp)) != DB_OK)) {
 		rollback(db);
 		return rc;
 	}
@@ -612,23 +658,24 @@ pg_put(struct db *db, const char *client_id, const struct installation *in,
 }
 
 #define STAMP "to_char(installed_at, 'YYYY-MM-DD HH24:MI:SS.US')"
-#define INSTALLATION_COLS \
-	"id, app_id, enterprise_id, enterprise_name, enterprise_url, team_id, " \
+#define INSTALLATION_COLS                                                            \
+	"id, app_id, enterprise_id, enterprise_name, enterprise_url, team_id, "      \
 	"team_name, bot_token, bot_id, bot_user_id, bot_scopes, bot_refresh_token, " \
-	"bot_token_expires_at, user_id, user_token, user_scopes, " \
-	"user_refresh_token, user_token_expires_at, incoming_webhook_url, " \
-	"incoming_webhook_channel, incoming_webhook_channel_id, " \
-	"incoming_webhook_configuration_url, is_enterprise_install::int, " \
+	"bot_token_expires_at, user_id, user_token, user_scopes, "                   \
+	"user_refresh_token, user_token_expires_at, incoming_webhook_url, "          \
+	"incoming_webhook_channel, incoming_webhook_channel_id, "                    \
+	"incoming_webhook_configuration_url, is_enterprise_install::int, "           \
 	"token_type, " STAMP
-#define KEY "client_id = $1 AND team_id = $3 AND ($2::text IS NULL OR enterprise_id = $2)"
+#define KEY                                                                    \
+	"client_id = $1 AND team_id = $3 AND ($2::text IS NULL OR enterprise_id = $2)"
 #define NEWEST " ORDER BY installed_at DESC, id DESC LIMIT 1"
 
 static void
 read_installation(PGresult *r, int row, struct installation *in)
 {
 	char **s[] = { &in->app_id, &in->enterprise_id, &in->enterprise_name,
-		&in->enterprise_url, &in->team_id, &in->team_name, &in->bot_token,
-		&in->bot_id, &in->bot_user_id, &in->bot_scopes,
+		&in->enterprise_url, &in->team_id, &in->team_name,
+		&in->bot_token, &in->bot_id, &in->bot_user_id, &in->bot_scopes,
 		&in->bot_refresh_token };
 	char **u[] = { &in->user_id, &in->user_token, &in->user_scopes,
 		&in->user_refresh_token };
@@ -659,10 +706,11 @@ pg_list(struct db *db, const char *client_id,
 	PGresult *r;
 	int rc, i, n;
 
-	if ((r = run(db, "SELECT DISTINCT ON (enterprise_id, team_id) "
-	    INSTALLATION_COLS " FROM slack_installations WHERE client_id = $1 "
-	    "ORDER BY enterprise_id, team_id, installed_at DESC, id DESC", 1, p,
-	    &rc)) == NULL)
+	if ((r = run(db,
+		 "SELECT DISTINCT ON (enterprise_id, team_id) " INSTALLATION_COLS
+		 " FROM slack_installations WHERE client_id = $1 "
+		 "ORDER BY enterprise_id, team_id, installed_at DESC, id DESC",
+		 1, p, &rc)) == NULL)
 		return rc;
 	n = pq.ntuples(r);
 	for (i = 0; i < n; i++) {
@@ -684,8 +732,10 @@ pg_count(struct db *db, const char *client_id)
 	long n;
 	int rc;
 
-	if ((r = run(db, "SELECT count(*) FROM slack_installations WHERE "
-	    "client_id = $1", 1, p, &rc)) == NULL)
+	if ((r = run(db,
+		 "SELECT count(*) FROM slack_installations WHERE "
+		 "client_id = $1",
+		 1, p, &rc)) == NULL)
 		return -1;
 	n = (long)num(r, 0, 0);
 	pq.clear(r);
@@ -722,11 +772,14 @@ pg_token(struct db *db, const char *client_id, const struct inst_key *k,
 	const char *p[4] = { client_id, k->enterprise_id, k->team_id, user_id };
 
 	if (user_id == NULL)
-		return one_pair(db, "SELECT bot_token, bot_token_expires_at FROM "
-		    "slack_bots WHERE " KEY NEWEST, 3, p, 0, token, expires_at);
-	return one_pair(db, "SELECT user_token, user_token_expires_at FROM "
-	    "slack_installations WHERE " KEY " AND user_id = $4" NEWEST, 4, p, 0,
-	    token, expires_at);
+		return one_pair(db,
+		    "SELECT bot_token, bot_token_expires_at FROM "
+		    "slack_bots WHERE " KEY NEWEST,
+		    3, p, 0, token, expires_at);
+	return one_pair(db,
+	    "SELECT user_token, user_token_expires_at FROM "
+	    "slack_installations WHERE " KEY " AND user_id = $4" NEWEST,
+	    4, p, 0, token, expires_at);
 }
 
 static int
@@ -787,21 +840,23 @@ pg_refresh_token(struct db *db, const char *client_id, const struct due *d,
 		or_empty(d->team_id), d->user_id };
 
 	if (d->user_id == NULL)
-		return one_pair(db, "SELECT bot_refresh_token, bot_token_expires_at "
-		    "FROM slack_bots WHERE " KEY NEWEST, 3, p, 0, refresh_token,
-		    expires_at);
-	return one_pair(db, "SELECT user_refresh_token, user_token_expires_at "
-	    "FROM slack_installations WHERE " KEY " AND user_id = $4" NEWEST, 4, p,
-	    0, refresh_token, expires_at);
+		return one_pair(db,
+		    "SELECT bot_refresh_token, bot_token_expires_at "
+		    "FROM slack_bots WHERE " KEY NEWEST,
+		    3, p, 0, refresh_token, expires_at);
+	return one_pair(db,
+	    "SELECT user_refresh_token, user_token_expires_at "
+	    "FROM slack_installations WHERE " KEY " AND user_id = $4" NEWEST,
+	    4, p, 0, refresh_token, expires_at);
 }
 
-#define COPY_HEAD \
-	"client_id, app_id, enterprise_id, enterprise_name, enterprise_url, " \
+#define COPY_HEAD                                                              \
+	"client_id, app_id, enterprise_id, enterprise_name, enterprise_url, "  \
 	"team_id, team_name, "
-#define COPY_TAIL \
-	"incoming_webhook_url, incoming_webhook_channel, " \
-	"incoming_webhook_channel_id, incoming_webhook_configuration_url, " \
-	"is_enterprise_install, token_type, installed_at, oauth_response, " \
+#define COPY_TAIL                                                              \
+	"incoming_webhook_url, incoming_webhook_channel, "                     \
+	"incoming_webhook_channel_id, incoming_webhook_configuration_url, "    \
+	"is_enterprise_install, token_type, installed_at, oauth_response, "    \
 	"auth_test_response"
 
 static int
@@ -811,8 +866,8 @@ pg_refreshed(struct db *db, const char *client_id, const struct due *d,
 {
 	char exp[24];
 	const char *p[10] = { client_id, or_empty(d->enterprise_id),
-		or_empty(d->team_id), token, refresh_token, exp, scope, stamp, json,
-		d->user_id };
+		or_empty(d->team_id), token, refresh_token, exp, scope, stamp,
+		json, d->user_id };
 	long n;
 	int rc;
 
@@ -820,39 +875,48 @@ pg_refreshed(struct db *db, const char *client_id, const struct due *d,
 	if ((rc = begin(db)) != DB_OK)
 		return rc;
 	if (d->user_id == NULL) {
-		n = changed(db, "INSERT INTO slack_bots (client_id, app_id, "
+		n = changed(db,
+		    "INSERT INTO slack_bots (client_id, app_id, "
 		    "enterprise_id, enterprise_name, team_id, team_name, bot_token, "
 		    "bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
 		    "bot_token_expires_at, is_enterprise_install, installed_at) "
 		    "SELECT client_id, app_id, enterprise_id, enterprise_name, "
 		    "team_id, team_name, $4, bot_id, bot_user_id, "
 		    "coalesce($7, bot_scopes), $5, $6::bigint, is_enterprise_install, "
-		    "$8::timestamp FROM slack_bots WHERE " KEY NEWEST, 8, p);
+		    "$8::timestamp FROM slack_bots WHERE " KEY NEWEST,
+		    8, p);
 		if (n != 1)
 			goto fail;
-		n = changed(db, "INSERT INTO slack_installations (" COPY_HEAD
+		n = changed(db,
+		    "INSERT INTO slack_installations (" COPY_HEAD
 		    "bot_token, bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
 		    "bot_token_expires_at, user_id, user_token, user_scopes, "
-		    "user_refresh_token, user_token_expires_at, " COPY_TAIL ") SELECT "
-		    COPY_HEAD "$4, bot_id, bot_user_id, coalesce($7, bot_scopes), $5, "
+		    "user_refresh_token, user_token_expires_at, " COPY_TAIL
+		    ") SELECT " COPY_HEAD
+		    "$4, bot_id, bot_user_id, coalesce($7, bot_scopes), $5, "
 		    "$6::bigint, user_id, user_token, user_scopes, user_refresh_token, "
 		    "user_token_expires_at, incoming_webhook_url, "
 		    "incoming_webhook_channel, incoming_webhook_channel_id, "
 		    "incoming_webhook_configuration_url, is_enterprise_install, "
 		    "token_type, $8::timestamp, $9, auth_test_response FROM "
-		    "slack_installations WHERE " KEY NEWEST, 9, p);
+		    "slack_installations WHERE " KEY NEWEST,
+		    9, p);
 	} else
-		n = changed(db, "INSERT INTO slack_installations (" COPY_HEAD
+		n = changed(db,
+		    "INSERT INTO slack_installations (" COPY_HEAD
 		    "bot_token, bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
 		    "bot_token_expires_at, user_id, user_token, user_scopes, "
-		    "user_refresh_token, user_token_expires_at, " COPY_TAIL ") SELECT "
-		    COPY_HEAD "bot_token, bot_id, bot_user_id, bot_scopes, "
+		    "user_refresh_token, user_token_expires_at, " COPY_TAIL
+		    ") SELECT " COPY_HEAD
+		    "bot_token, bot_id, bot_user_id, bot_scopes, "
 		    "bot_refresh_token, bot_token_expires_at, user_id, $4, "
 		    "coalesce($7, user_scopes), $5, $6::bigint, incoming_webhook_url, "
 		    "incoming_webhook_channel, incoming_webhook_channel_id, "
 		    "incoming_webhook_configuration_url, is_enterprise_install, "
 		    "token_type, $8::timestamp, $9, auth_test_response FROM "
-		    "slack_installations WHERE " KEY " AND user_id = $10" NEWEST, 10, p);
+		    "slack_installations WHERE " KEY
+		    " AND user_id = $10" NEWEST,
+		    10, p);
 	if (n != 1)
 		goto fail;
 	return commit(db);
@@ -873,14 +937,18 @@ pg_lock(struct db *db, const char *name, int64_t now, int64_t until)
 	fmt_i64(ut, sizeof(ut), until);
 	if ((rc = begin(db)) != DB_OK)
 		return rc;
-	if ((rc = exec(db, "DELETE FROM slack_oauth_locks WHERE name = $1 AND "
-	    "expires_at <= $2", 2, p)) != DB_OK) {
+	if ((rc = exec(db,
+		 "DELETE FROM slack_oauth_locks WHERE name = $1 AND "
+		 "expires_at <= $2",
+		 2, p)) != DB_OK) {
 		rollback(db);
 		return rc;
 	}
 	const char *q[2] = { name, ut };
-	if ((n = changed(db, "INSERT INTO slack_oauth_locks (name, expires_at) "
-	    "VALUES ($1, $2) ON CONFLICT DO NOTHING", 2, q)) < 0) {
+	if ((n = changed(db,
+		 "INSERT INTO slack_oauth_locks (name, expires_at) "
+		 "VALUES ($1, $2) ON CONFLICT DO NOTHING",
+		 2, q)) < 0) {
 		rollback(db);
 		return (int)n;
 	}
@@ -909,11 +977,13 @@ pg_tokens(struct db *db, const char *client_id, const struct inst_key *k,
 	int rc, i, rows;
 
 	fmt_i64(nw, sizeof(nw), now);
-	if ((r = run(db, "SELECT bot_token FROM slack_bots WHERE " KEY " AND "
-	    "(bot_token_expires_at IS NULL OR bot_token_expires_at > $4) UNION "
-	    "SELECT user_token FROM slack_installations WHERE " KEY " AND "
-	    "user_token IS NOT NULL AND (user_token_expires_at IS NULL OR "
-	    "user_token_expires_at > $4)", 4, p, &rc)) == NULL)
+	if ((r = run(db,
+		 "SELECT bot_token FROM slack_bots WHERE " KEY " AND "
+		 "(bot_token_expires_at IS NULL OR bot_token_expires_at > $4) UNION "
+		 "SELECT user_token FROM slack_installations WHERE " KEY " AND "
+		 "user_token IS NOT NULL AND (user_token_expires_at IS NULL OR "
+		 "user_token_expires_at > $4)",
+		 4, p, &rc)) == NULL)
 		return rc;
 	rows = pq.ntuples(r);
 	for (i = 0; i < rows; i++) {
@@ -941,7 +1011,8 @@ pg_delete(struct db *db, const char *client_id, const struct inst_key *k)
 	if ((rc = begin(db)) != DB_OK)
 		return rc;
 	if ((a = changed(db, "DELETE FROM slack_bots WHERE " KEY, 3, p)) < 0 ||
-	    (b = changed(db, "DELETE FROM slack_installations WHERE " KEY, 3, p)) < 0) {
+	    (b = changed(
+		 db, "DELETE FROM slack_installations WHERE " KEY, 3, p)) < 0) {
 		rollback(db);
 		return DB_ERR;
 	}
@@ -957,19 +1028,25 @@ pg_each(struct db *db, int bots,
 	PGresult *r;
 	int rc, i, n, stop = 0;
 
-	r = run(db, bots ? "SELECT client_id, app_id, enterprise_id, "
-	    "enterprise_name, NULL, team_id, team_name, bot_token, bot_id, "
-	    "bot_user_id, bot_scopes, bot_refresh_token, bot_token_expires_at, '', "
-	    "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-	    "is_enterprise_install::int, NULL, " STAMP ", NULL, NULL FROM slack_bots "
-	    "ORDER BY id" : "SELECT client_id, app_id, enterprise_id, "
-	    "enterprise_name, enterprise_url, team_id, team_name, bot_token, bot_id, "
-	    "bot_user_id, bot_scopes, bot_refresh_token, bot_token_expires_at, "
-	    "user_id, user_token, user_scopes, user_refresh_token, "
-	    "user_token_expires_at, incoming_webhook_url, incoming_webhook_channel, "
-	    "incoming_webhook_channel_id, incoming_webhook_configuration_url, "
-	    "is_enterprise_install::int, token_type, " STAMP ", oauth_response, "
-	    "auth_test_response FROM slack_installations ORDER BY id", 0, NULL, &rc);
+	r = run(db,
+	    bots
+		? "SELECT client_id, app_id, enterprise_id, "
+		  "enterprise_name, NULL, team_id, team_name, bot_token, bot_id, "
+		  "bot_user_id, bot_scopes, bot_refresh_token, bot_token_expires_at, '', "
+		  "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+		  "is_enterprise_install::int, NULL, " STAMP
+		  ", NULL, NULL FROM slack_bots "
+		  "ORDER BY id"
+		: "SELECT client_id, app_id, enterprise_id, "
+		  "enterprise_name, enterprise_url, team_id, team_name, bot_token, bot_id, "
+		  "bot_user_id, bot_scopes, bot_refresh_token, bot_token_expires_at, "
+		  "user_id, user_token, user_scopes, user_refresh_token, "
+		  "user_token_expires_at, incoming_webhook_url, incoming_webhook_channel, "
+		  "incoming_webhook_channel_id, incoming_webhook_configuration_url, "
+		  "is_enterprise_install::int, token_type, " STAMP
+		  ", oauth_response, "
+		  "auth_test_response FROM slack_installations ORDER BY id",
+	    0, NULL, &rc);
 	if (r == NULL)
 		return rc;
 	n = pq.ntuples(r);
@@ -988,8 +1065,8 @@ static int
 pg_put_row(struct db *db, int bots, const char *client_id,
     const struct installation *in)
 {
-	return bots ? put_bot(db, client_id, in, in->installed_at) :
-	    put_installation(db, client_id, in, in->installed_at);
+	return bots ? put_bot(db, client_id, in, in->installed_at)
+		    : put_installation(db, client_id, in, in->installed_at);
 }
 
 static long
@@ -999,8 +1076,10 @@ pg_rows(struct db *db)
 	long n;
 	int rc;
 
-	if ((r = run(db, "SELECT (SELECT count(*) FROM slack_installations) + "
-	    "(SELECT count(*) FROM slack_bots)", 0, NULL, &rc)) == NULL)
+	if ((r = run(db,
+		 "SELECT (SELECT count(*) FROM slack_installations) + "
+		 "(SELECT count(*) FROM slack_bots)",
+		 0, NULL, &rc)) == NULL)
 		return -1;
 	n = (long)num(r, 0, 0);
 	pq.clear(r);

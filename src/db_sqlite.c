@@ -67,38 +67,43 @@ struct sq {
 
 /* The installation columns, in struct installation's order (store.c reads
  * them back in this order). */
-#define INSTALLATION_COLS \
-	"id, app_id, enterprise_id, enterprise_name, enterprise_url, team_id, " \
+#define INSTALLATION_COLS                                                            \
+	"id, app_id, enterprise_id, enterprise_name, enterprise_url, team_id, "      \
 	"team_name, bot_token, bot_id, bot_user_id, bot_scopes, bot_refresh_token, " \
-	"bot_token_expires_at, user_id, user_token, user_scopes, " \
-	"user_refresh_token, user_token_expires_at, incoming_webhook_url, " \
-	"incoming_webhook_channel, incoming_webhook_channel_id, " \
-	"incoming_webhook_configuration_url, is_enterprise_install, token_type, " \
+	"bot_token_expires_at, user_id, user_token, user_scopes, "                   \
+	"user_refresh_token, user_token_expires_at, incoming_webhook_url, "          \
+	"incoming_webhook_channel, incoming_webhook_channel_id, "                    \
+	"incoming_webhook_configuration_url, is_enterprise_install, token_type, "    \
 	"installed_at"
 
 /* An installation: ?2 an enterprise id, or NULL for "any" (a team id is
  * unique across Slack), ?3 a team id ('' for an org-wide install). */
-#define KEY "client_id = ?1 AND team_id = ?3 AND (?2 IS NULL OR enterprise_id = ?2)"
+#define KEY                                                                    \
+	"client_id = ?1 AND team_id = ?3 AND (?2 IS NULL OR enterprise_id = ?2)"
 #define NEWEST " ORDER BY installed_at DESC, id DESC LIMIT 1"
 
 /* The columns a refresh copies unchanged into a new row. */
-#define COPY_HEAD \
-	"client_id, app_id, enterprise_id, enterprise_name, enterprise_url, " \
+#define COPY_HEAD                                                              \
+	"client_id, app_id, enterprise_id, enterprise_name, enterprise_url, "  \
 	"team_id, team_name, "
-#define COPY_TAIL \
-	"incoming_webhook_url, incoming_webhook_channel, " \
-	"incoming_webhook_channel_id, incoming_webhook_configuration_url, " \
-	"is_enterprise_install, token_type, installed_at, oauth_response, " \
+#define COPY_TAIL                                                              \
+	"incoming_webhook_url, incoming_webhook_channel, "                     \
+	"incoming_webhook_channel_id, incoming_webhook_configuration_url, "    \
+	"is_enterprise_install, token_type, installed_at, oauth_response, "    \
 	"auth_test_response"
 
 static const char *const stmts[STMT__MAX] = {
 	[STMT_KEY_GET] = "SELECT key FROM slack_oauth_keys WHERE id = 1",
-	[STMT_KEY_PUT] = "INSERT OR IGNORE INTO slack_oauth_keys (id, key, created_at) "
+	[STMT_KEY_PUT] =
+	    "INSERT OR IGNORE INTO slack_oauth_keys (id, key, created_at) "
 	    "VALUES (1, ?1, ?2)",
-	[STMT_STATE_USE] = "INSERT OR IGNORE INTO slack_oauth_states (hash, expires_at) "
+	[STMT_STATE_USE] =
+	    "INSERT OR IGNORE INTO slack_oauth_states (hash, expires_at) "
 	    "VALUES (?1, ?2)",
-	[STMT_STATE_PURGE] = "DELETE FROM slack_oauth_states WHERE expires_at <= ?1",
-	[STMT_INSTALLATION_PUT] = "INSERT INTO slack_installations ("
+	[STMT_STATE_PURGE] =
+	    "DELETE FROM slack_oauth_states WHERE expires_at <= ?1",
+	[STMT_INSTALLATION_PUT] =
+	    "INSERT INTO slack_installations ("
 	    "client_id, app_id, enterprise_id, enterprise_name, enterprise_url, "
 	    "team_id, team_name, bot_token, bot_id, bot_user_id, bot_scopes, "
 	    "bot_refresh_token, bot_token_expires_at, user_id, user_token, "
@@ -109,79 +114,99 @@ static const char *const stmts[STMT__MAX] = {
 	    "auth_test_response) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
 	    "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, "
 	    "?25, ?26, ?27)",
-	[STMT_BOT_PUT] = "INSERT INTO slack_bots ("
+	[STMT_BOT_PUT] =
+	    "INSERT INTO slack_bots ("
 	    "client_id, app_id, enterprise_id, enterprise_name, team_id, team_name, "
 	    "bot_token, bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
 	    "bot_token_expires_at, is_enterprise_install, installed_at) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-	[STMT_LIST_LATEST] = "SELECT " INSTALLATION_COLS " FROM slack_installations i "
+	[STMT_LIST_LATEST] =
+	    "SELECT " INSTALLATION_COLS " FROM slack_installations i "
 	    "WHERE client_id = ?1 AND id = (SELECT j.id FROM slack_installations j "
 	    "WHERE j.client_id = i.client_id AND j.enterprise_id = i.enterprise_id "
 	    "AND j.team_id = i.team_id ORDER BY j.installed_at DESC, j.id DESC LIMIT 1) "
 	    "ORDER BY enterprise_id, team_id",
-	[STMT_BOT_TOKEN] = "SELECT bot_token, bot_token_expires_at FROM slack_bots "
+	[STMT_BOT_TOKEN] =
+	    "SELECT bot_token, bot_token_expires_at FROM slack_bots "
 	    "WHERE " KEY NEWEST,
-	[STMT_USER_TOKEN] = "SELECT user_token, user_token_expires_at FROM "
+	[STMT_USER_TOKEN] =
+	    "SELECT user_token, user_token_expires_at FROM "
 	    "slack_installations WHERE " KEY " AND user_id = ?4" NEWEST,
-	[STMT_DUE_BOTS] = "SELECT enterprise_id, team_id, NULL, bot_refresh_token "
+	[STMT_DUE_BOTS] =
+	    "SELECT enterprise_id, team_id, NULL, bot_refresh_token "
 	    "FROM slack_bots b "
 	    "WHERE client_id = ?1 AND id = (SELECT c.id FROM slack_bots c "
 	    "WHERE c.client_id = b.client_id AND c.enterprise_id = b.enterprise_id "
 	    "AND c.team_id = b.team_id ORDER BY c.installed_at DESC, c.id DESC LIMIT 1) "
 	    "AND bot_refresh_token IS NOT NULL AND bot_token_expires_at <= ?2",
-	[STMT_DUE_USERS] = "SELECT enterprise_id, team_id, user_id, "
+	[STMT_DUE_USERS] =
+	    "SELECT enterprise_id, team_id, user_id, "
 	    "user_refresh_token FROM "
 	    "slack_installations i WHERE client_id = ?1 AND id = (SELECT j.id FROM "
 	    "slack_installations j WHERE j.client_id = i.client_id AND "
 	    "j.enterprise_id = i.enterprise_id AND j.team_id = i.team_id AND "
 	    "j.user_id = i.user_id ORDER BY j.installed_at DESC, j.id DESC LIMIT 1) "
 	    "AND user_refresh_token IS NOT NULL AND user_token_expires_at <= ?2",
-	[STMT_BOT_LATEST] = "SELECT id, bot_refresh_token, bot_token_expires_at "
+	[STMT_BOT_LATEST] =
+	    "SELECT id, bot_refresh_token, bot_token_expires_at "
 	    "FROM slack_bots WHERE " KEY NEWEST,
-	[STMT_USER_LATEST] = "SELECT id, user_refresh_token, user_token_expires_at "
+	[STMT_USER_LATEST] =
+	    "SELECT id, user_refresh_token, user_token_expires_at "
 	    "FROM slack_installations WHERE " KEY " AND user_id = ?4" NEWEST,
-	[STMT_BOT_COPY] = "INSERT INTO slack_bots (client_id, app_id, enterprise_id, "
+	[STMT_BOT_COPY] =
+	    "INSERT INTO slack_bots (client_id, app_id, enterprise_id, "
 	    "enterprise_name, team_id, team_name, bot_token, bot_id, bot_user_id, "
 	    "bot_scopes, bot_refresh_token, bot_token_expires_at, "
 	    "is_enterprise_install, installed_at) SELECT client_id, app_id, "
 	    "enterprise_id, enterprise_name, team_id, team_name, ?4, bot_id, "
 	    "bot_user_id, coalesce(?7, bot_scopes), ?5, ?6, is_enterprise_install, "
 	    "?8 FROM slack_bots WHERE " KEY NEWEST,
-	[STMT_INSTALLATION_COPY_BOT] = "INSERT INTO slack_installations ("
-	    COPY_HEAD "bot_token, bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
+	[STMT_INSTALLATION_COPY_BOT] =
+	    "INSERT INTO slack_installations (" COPY_HEAD
+	    "bot_token, bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
 	    "bot_token_expires_at, user_id, user_token, user_scopes, "
-	    "user_refresh_token, user_token_expires_at, " COPY_TAIL ") SELECT "
-	    COPY_HEAD "?4, bot_id, bot_user_id, coalesce(?7, bot_scopes), ?5, ?6, "
+	    "user_refresh_token, user_token_expires_at, " COPY_TAIL
+	    ") SELECT " COPY_HEAD
+	    "?4, bot_id, bot_user_id, coalesce(?7, bot_scopes), ?5, ?6, "
 	    "user_id, user_token, user_scopes, user_refresh_token, "
 	    "user_token_expires_at, incoming_webhook_url, incoming_webhook_channel, "
 	    "incoming_webhook_channel_id, incoming_webhook_configuration_url, "
 	    "is_enterprise_install, token_type, ?8, ?9, auth_test_response "
 	    "FROM slack_installations WHERE " KEY NEWEST,
-	[STMT_INSTALLATION_COPY_USER] = "INSERT INTO slack_installations ("
-	    COPY_HEAD "bot_token, bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
+	[STMT_INSTALLATION_COPY_USER] =
+	    "INSERT INTO slack_installations (" COPY_HEAD
+	    "bot_token, bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
 	    "bot_token_expires_at, user_id, user_token, user_scopes, "
-	    "user_refresh_token, user_token_expires_at, " COPY_TAIL ") SELECT "
-	    COPY_HEAD "bot_token, bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
+	    "user_refresh_token, user_token_expires_at, " COPY_TAIL
+	    ") SELECT " COPY_HEAD
+	    "bot_token, bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
 	    "bot_token_expires_at, user_id, ?4, coalesce(?7, user_scopes), ?5, ?6, "
 	    "incoming_webhook_url, incoming_webhook_channel, "
 	    "incoming_webhook_channel_id, incoming_webhook_configuration_url, "
 	    "is_enterprise_install, token_type, ?8, ?9, auth_test_response "
 	    "FROM slack_installations WHERE " KEY " AND user_id = ?10" NEWEST,
-	[STMT_LOCK_EXPIRE] = "DELETE FROM slack_oauth_locks WHERE name = ?1 AND "
+	[STMT_LOCK_EXPIRE] =
+	    "DELETE FROM slack_oauth_locks WHERE name = ?1 AND "
 	    "expires_at <= ?2",
-	[STMT_LOCK_TAKE] = "INSERT OR IGNORE INTO slack_oauth_locks (name, expires_at) "
+	[STMT_LOCK_TAKE] =
+	    "INSERT OR IGNORE INTO slack_oauth_locks (name, expires_at) "
 	    "VALUES (?1, ?2)",
 	[STMT_LOCK_DROP] = "DELETE FROM slack_oauth_locks WHERE name = ?1",
-	[STMT_REVOKE_BOT_TOKENS] = "SELECT DISTINCT bot_token FROM slack_bots WHERE "
-	    KEY " AND (bot_token_expires_at IS NULL OR bot_token_expires_at > ?4)",
-	[STMT_REVOKE_USER_TOKENS] = "SELECT DISTINCT user_token FROM "
+	[STMT_REVOKE_BOT_TOKENS] =
+	    "SELECT DISTINCT bot_token FROM slack_bots WHERE " KEY
+	    " AND (bot_token_expires_at IS NULL OR bot_token_expires_at > ?4)",
+	[STMT_REVOKE_USER_TOKENS] =
+	    "SELECT DISTINCT user_token FROM "
 	    "slack_installations WHERE " KEY " AND user_token IS NOT NULL AND "
 	    "(user_token_expires_at IS NULL OR user_token_expires_at > ?4)",
-	[STMT_DELETE_INSTALLATIONS] = "DELETE FROM slack_installations WHERE " KEY,
+	[STMT_DELETE_INSTALLATIONS] =
+	    "DELETE FROM slack_installations WHERE " KEY,
 	[STMT_DELETE_BOTS] = "DELETE FROM slack_bots WHERE " KEY,
-	[STMT_COUNT] = "SELECT count(*) FROM slack_installations WHERE client_id = ?1",
+	[STMT_COUNT] =
+	    "SELECT count(*) FROM slack_installations WHERE client_id = ?1",
 	/* Column 0 is the client id here, where INSTALLATION_COLS has id. */
-	[STMT_EACH_INSTALLATION] = "SELECT client_id, app_id, enterprise_id, "
+	[STMT_EACH_INSTALLATION] =
+	    "SELECT client_id, app_id, enterprise_id, "
 	    "enterprise_name, enterprise_url, team_id, team_name, bot_token, bot_id, "
 	    "bot_user_id, bot_scopes, bot_refresh_token, bot_token_expires_at, "
 	    "user_id, user_token, user_scopes, user_refresh_token, "
@@ -189,7 +214,8 @@ static const char *const stmts[STMT__MAX] = {
 	    "incoming_webhook_channel_id, incoming_webhook_configuration_url, "
 	    "is_enterprise_install, token_type, installed_at, oauth_response, "
 	    "auth_test_response FROM slack_installations ORDER BY id",
-	[STMT_EACH_BOT] = "SELECT client_id, app_id, enterprise_id, enterprise_name, "
+	[STMT_EACH_BOT] =
+	    "SELECT client_id, app_id, enterprise_id, enterprise_name, "
 	    "NULL, team_id, team_name, bot_token, bot_id, bot_user_id, bot_scopes, "
 	    "bot_refresh_token, bot_token_expires_at, '', NULL, NULL, NULL, NULL, "
 	    "NULL, NULL, NULL, NULL, is_enterprise_install, NULL, installed_at, "
@@ -200,7 +226,7 @@ static const char *const stmts[STMT__MAX] = {
 	[STMT_SYNC_FULL] = "PRAGMA synchronous = FULL",
 	[STMT_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
 	[STMT_ROWS] = "SELECT (SELECT count(*) FROM slack_installations) + "
-	    "(SELECT count(*) FROM slack_bots)",
+		      "(SELECT count(*) FROM slack_bots)",
 };
 
 /* Schema version 1. The two installation tables are the Python Slack SDK's
@@ -313,8 +339,9 @@ user_version(sqlite3 *h, int *v)
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if ((rc = sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL)) ==
-	    SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+	if ((rc = sqlite3_prepare_v2(
+		 h, "PRAGMA user_version", -1, &st, NULL)) == SQLITE_OK &&
+	    (rc = sqlite3_step(st)) == SQLITE_ROW)
 		*v = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	return sq_rc(rc);
@@ -332,8 +359,11 @@ migrate(struct db *db, char *err, size_t errlen)
 
 	/* Changing the journal mode does not wait on the busy handler: retry
 	 * while another process creates the file, up to the busy timeout. */
-	for (i = 0; (rc = sq_rc(sqlite3_exec(Q(db)->h, "PRAGMA journal_mode=WAL",
-	    NULL, NULL, NULL))) == DB_BUSY && i < LIM_BUSY_MS / 10; i++)
+	for (i = 0;
+	     (rc = sq_rc(sqlite3_exec(Q(db)->h, "PRAGMA journal_mode=WAL", NULL,
+		  NULL, NULL))) == DB_BUSY &&
+	     i < LIM_BUSY_MS / 10;
+	     i++)
 		usleep(10 * 1000);
 	if (rc != DB_OK)
 		goto fail;
@@ -342,23 +372,28 @@ migrate(struct db *db, char *err, size_t errlen)
 	if ((rc = user_version(Q(db)->h, &v)) != DB_OK)
 		goto rollback;
 	if (v > DB_VERSION) {
-		snprintf(err, errlen, "%s: schema version %d is newer than this "
-		    "program's %d", db->target, v, DB_VERSION);
+		snprintf(err, errlen,
+		    "%s: schema version %d is newer than this "
+		    "program's %d",
+		    db->target, v, DB_VERSION);
 		sq_rollback(db);
 		return DB_ERR;
 	}
 	if (v < 1) {
-		if ((rc = sq_rc(sqlite3_exec(Q(db)->h, schema_v1, NULL, NULL, NULL))) != DB_OK)
+		if ((rc = sq_rc(sqlite3_exec(
+			 Q(db)->h, schema_v1, NULL, NULL, NULL))) != DB_OK)
 			goto rollback;
-		for (i = 0; i < sizeof(own_columns) / sizeof(own_columns[0]); i++) {
-			if (sqlite3_prepare_v2(Q(db)->h, own_columns[i].probe, -1, &st,
-			    NULL) == SQLITE_OK) {
+		for (i = 0; i < sizeof(own_columns) / sizeof(own_columns[0]);
+		     i++) {
+			if (sqlite3_prepare_v2(Q(db)->h, own_columns[i].probe,
+				-1, &st, NULL) == SQLITE_OK) {
 				sqlite3_finalize(st);
 				st = NULL;
 				continue;
 			}
-			if ((rc = sq_rc(sqlite3_exec(Q(db)->h, own_columns[i].add, NULL,
-			    NULL, NULL))) != DB_OK)
+			if ((rc = sq_rc(sqlite3_exec(Q(db)->h,
+				 own_columns[i].add, NULL, NULL, NULL))) !=
+			    DB_OK)
 				goto rollback;
 		}
 		if (rand_bytes(key, sizeof(key)) == -1) {
@@ -367,17 +402,20 @@ migrate(struct db *db, char *err, size_t errlen)
 		}
 		st = sq_stmt(db, STMT_KEY_PUT);
 		if (st == NULL ||
-		    sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_TRANSIENT) ||
+		    sqlite3_bind_blob(
+			st, 1, key, sizeof(key), SQLITE_TRANSIENT) ||
 		    sqlite3_bind_int64(st, 2, now_unix()) ||
 		    (rc = sq_rc(sqlite3_step(st))) != DB_OK) {
-			rc = st == NULL ? DB_ERR : sq_rc(sqlite3_errcode(Q(db)->h));
+			rc = st == NULL ? DB_ERR
+					: sq_rc(sqlite3_errcode(Q(db)->h));
 			explicit_bzero(key, sizeof(key));
 			goto rollback;
 		}
 		sqlite3_reset(st);
 		explicit_bzero(key, sizeof(key));
-		if ((rc = sq_rc(sqlite3_exec(Q(db)->h, "PRAGMA user_version = 1", NULL,
-		    NULL, NULL))) != DB_OK)
+		if ((rc = sq_rc(sqlite3_exec(Q(db)->h,
+			 "PRAGMA user_version = 1", NULL, NULL, NULL))) !=
+		    DB_OK)
 			goto rollback;
 	}
 	/* Later versions: if (v < 2) { ... PRAGMA user_version = 2 } */
@@ -439,10 +477,12 @@ sq_open(struct db *db, char *err, size_t errlen)
 	db->h = q;
 	/* The file and its -wal and -shm take the mode of a new file under the
 	 * process umask; serve() and the admin command set 077. */
-	if (sqlite3_open_v2(db->target, &q->h, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", db->target, q->h != NULL ?
-		    sqlite3_errmsg(q->h) : "cannot open");
+	if (sqlite3_open_v2(db->target, &q->h,
+		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+		    SQLITE_OPEN_NOMUTEX,
+		NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", db->target,
+		    q->h != NULL ? sqlite3_errmsg(q->h) : "cannot open");
 		return DB_ERR;
 	}
 	sqlite3_extended_result_codes(q->h, 1);
@@ -450,21 +490,25 @@ sq_open(struct db *db, char *err, size_t errlen)
 	sqlite3_busy_handler(q->h, busy, q);
 	/* Keep the -wal and -shm files when the last connection closes: a CGI
 	 * process would otherwise create and unlink them on every request. */
-	sqlite3_file_control(q->h, "main", SQLITE_FCNTL_PERSIST_WAL, &(int){ 1 });
+	sqlite3_file_control(
+	    q->h, "main", SQLITE_FCNTL_PERSIST_WAL, &(int){ 1 });
 	sqlite3_db_config(q->h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	/* Transactions that only record states or leases sync lazily (WAL
 	 * with synchronous=NORMAL: safe against crashes, and what a power cut
 	 * may lose is harmless since Slack's codes are single-use); those that
 	 * write installations switch to FULL (see sq_begin_durable). A small
 	 * page cache keeps a long-lived process's memory low. */
-	if ((rc = sq_rc(sqlite3_exec(q->h, "PRAGMA synchronous = NORMAL; "
-	    "PRAGMA cache_size = -256; PRAGMA journal_size_limit = 1048576",
-	    NULL, NULL, NULL))) != DB_OK) {
-		snprintf(err, errlen, "%s: %s", db->target, sqlite3_errmsg(q->h));
+	if ((rc = sq_rc(sqlite3_exec(q->h,
+		 "PRAGMA synchronous = NORMAL; "
+		 "PRAGMA cache_size = -256; PRAGMA journal_size_limit = 1048576",
+		 NULL, NULL, NULL))) != DB_OK) {
+		snprintf(
+		    err, errlen, "%s: %s", db->target, sqlite3_errmsg(q->h));
 		return rc;
 	}
 	if ((rc = user_version(q->h, &v)) != DB_OK) {
-		snprintf(err, errlen, "%s: %s", db->target, sqlite3_errmsg(q->h));
+		snprintf(
+		    err, errlen, "%s: %s", db->target, sqlite3_errmsg(q->h));
 		return rc;
 	}
 	if (v != DB_VERSION && (rc = migrate(db, err, errlen)) != DB_OK)
@@ -493,8 +537,8 @@ sq_stmt(struct db *db, enum stmt id)
 	sqlite3_stmt *st = Q(db)->stmt[id];
 
 	if (st == NULL) {
-		if (sqlite3_prepare_v3(Q(db)->h, stmts[id], -1, SQLITE_PREPARE_PERSISTENT,
-		    &st, NULL) != SQLITE_OK)
+		if (sqlite3_prepare_v3(Q(db)->h, stmts[id], -1,
+			SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
 			return NULL;
 		Q(db)->stmt[id] = st;
 	}
@@ -514,7 +558,8 @@ sq_state_key(struct db *db, unsigned char key[32])
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW || sqlite3_column_bytes(st, 0) != 32) {
 		sqlite3_reset(st);
-		return rc == SQLITE_ROW || rc == SQLITE_DONE ? DB_ERR : sq_rc(rc);
+		return rc == SQLITE_ROW || rc == SQLITE_DONE ? DB_ERR
+							     : sq_rc(rc);
 	}
 	memcpy(key, sqlite3_column_blob(st, 0), 32);
 	sqlite3_reset(st);
@@ -556,7 +601,8 @@ static void
 sq_rollback(struct db *db)
 {
 	if (sqlite3_errcode(Q(db)->h) != SQLITE_OK)
-		snprintf(Q(db)->err, sizeof(Q(db)->err), "%s", sqlite3_errmsg(Q(db)->h));
+		snprintf(Q(db)->err, sizeof(Q(db)->err), "%s",
+		    sqlite3_errmsg(Q(db)->h));
 	if (!sqlite3_get_autocommit(Q(db)->h))
 		step(db, STMT_ROLLBACK);
 	step(db, STMT_SYNC_NORMAL);
@@ -582,13 +628,16 @@ sq_inspect(const char *path, struct db_info *info, char *err, size_t errlen)
 	sqlite3_busy_timeout(h, LIM_BUSY_MS);
 	if (user_version(h, &info->version) != DB_OK)
 		goto out;
-	if (sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &st, NULL) != SQLITE_OK ||
+	if (sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &st, NULL) !=
+		SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW)
 		goto out;
 	if ((s = sqlite3_column_text(st, 0)) != NULL)
-		snprintf(info->journal, sizeof(info->journal), "%s", (const char *)s);
+		snprintf(info->journal, sizeof(info->journal), "%s",
+		    (const char *)s);
 	sqlite3_finalize(st);
-	if (sqlite3_prepare_v2(h, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
+	if (sqlite3_prepare_v2(h, "PRAGMA quick_check", -1, &st, NULL) !=
+		SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW)
 		goto out;
 	s = sqlite3_column_text(st, 0);
@@ -596,8 +645,8 @@ sq_inspect(const char *path, struct db_info *info, char *err, size_t errlen)
 	rc = DB_OK;
 out:
 	if (rc != DB_OK)
-		snprintf(err, errlen, "%s: %s", path, h != NULL ? sqlite3_errmsg(h) :
-		    "cannot open");
+		snprintf(err, errlen, "%s: %s", path,
+		    h != NULL ? sqlite3_errmsg(h) : "cannot open");
 	sqlite3_finalize(st);
 	sqlite3_close(h);
 	return rc;
@@ -640,7 +689,8 @@ put_installation(struct db *db, const char *client_id,
 	e |= bind_text(st, 6, or_empty(in->team_id));
 	e |= bind_text(st, 7, in->team_name);
 	e |= bind_text(st, 8, in->bot_token);
-	e |= bind_text(st, 9, in->bot_token != NULL ? or_empty(in->bot_id) : NULL);
+	e |= bind_text(
+	    st, 9, in->bot_token != NULL ? or_empty(in->bot_id) : NULL);
 	e |= bind_text(st, 10, in->bot_user_id);
 	e |= bind_text(st, 11, in->bot_scopes);
 	e |= bind_text(st, 12, in->bot_refresh_token);
@@ -705,7 +755,8 @@ sq_put(struct db *db, const char *client_id, const struct installation *in,
 	if ((rc = sq_begin_durable(db)) != DB_OK)
 		return rc;
 	if (put_installation(db, client_id, in, stamp) == -1 ||
-	    (in->bot_token != NULL && put_bot(db, client_id, in, stamp) == -1)) {
+	    (in->bot_token != NULL &&
+		put_bot(db, client_id, in, stamp) == -1)) {
 		rc = sq_rc(sqlite3_errcode(Q(db)->h));
 		sq_rollback(db);
 		return rc == DB_OK ? DB_ERR : rc;
@@ -717,8 +768,8 @@ sq_put(struct db *db, const char *client_id, const struct installation *in,
 static int
 bind_key(sqlite3_stmt *st, const char *client_id, const struct inst_key *k)
 {
-	return bind_text(st, 1, client_id) | bind_text(st, 2, k->enterprise_id) |
-	    bind_text(st, 3, k->team_id);
+	return bind_text(st, 1, client_id) |
+	    bind_text(st, 2, k->enterprise_id) | bind_text(st, 3, k->team_id);
 }
 
 static char *
@@ -734,8 +785,8 @@ static void
 read_installation(sqlite3_stmt *st, struct installation *in)
 {
 	char **s[] = { &in->app_id, &in->enterprise_id, &in->enterprise_name,
-		&in->enterprise_url, &in->team_id, &in->team_name, &in->bot_token,
-		&in->bot_id, &in->bot_user_id, &in->bot_scopes,
+		&in->enterprise_url, &in->team_id, &in->team_name,
+		&in->bot_token, &in->bot_id, &in->bot_user_id, &in->bot_scopes,
 		&in->bot_refresh_token };
 	char **u[] = { &in->user_id, &in->user_token, &in->user_scopes,
 		&in->user_refresh_token };
@@ -785,7 +836,8 @@ sq_count(struct db *db, const char *client_id)
 	long n = -1;
 
 	if ((st = sq_stmt(db, STMT_COUNT)) != NULL &&
-	    bind_text(st, 1, client_id) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+	    bind_text(st, 1, client_id) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
 		n = (long)sqlite3_column_int64(st, 0);
 	if (st != NULL)
 		sqlite3_reset(st);
@@ -879,7 +931,8 @@ sq_refresh_token(struct db *db, const char *client_id, const struct due *d,
 	int rc;
 
 	due_key(d, &k);
-	st = sq_stmt(db, d->user_id != NULL ? STMT_USER_LATEST : STMT_BOT_LATEST);
+	st = sq_stmt(
+	    db, d->user_id != NULL ? STMT_USER_LATEST : STMT_BOT_LATEST);
 	if (st == NULL || bind_key(st, client_id, &k) != SQLITE_OK ||
 	    (d->user_id != NULL && bind_text(st, 4, d->user_id) != SQLITE_OK))
 		return DB_ERR;
@@ -937,13 +990,15 @@ sq_refreshed(struct db *db, const char *client_id, const struct due *d,
 	if ((rc = sq_begin_durable(db)) != DB_OK)
 		return rc;
 	if (d->user_id == NULL) {
-		if (copy_row(db, STMT_BOT_COPY, client_id, d, token, refresh_token,
-		    expires_at, scope, json, stamp) == -1 ||
-		    copy_row(db, STMT_INSTALLATION_COPY_BOT, client_id, d, token,
-		    refresh_token, expires_at, scope, json, stamp) == -1)
+		if (copy_row(db, STMT_BOT_COPY, client_id, d, token,
+			refresh_token, expires_at, scope, json, stamp) == -1 ||
+		    copy_row(db, STMT_INSTALLATION_COPY_BOT, client_id, d,
+			token, refresh_token, expires_at, scope, json,
+			stamp) == -1)
 			goto fail;
-	} else if (copy_row(db, STMT_INSTALLATION_COPY_USER, client_id, d, token,
-	    refresh_token, expires_at, scope, json, stamp) == -1)
+	} else if (copy_row(db, STMT_INSTALLATION_COPY_USER, client_id, d,
+		       token, refresh_token, expires_at, scope, json,
+		       stamp) == -1)
 		goto fail;
 	return sq_commit(db);
 fail:
@@ -985,7 +1040,8 @@ sq_unlock(struct db *db, const char *name)
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((st = sq_stmt(db, STMT_LOCK_DROP)) == NULL || bind_text(st, 1, name))
+	if ((st = sq_stmt(db, STMT_LOCK_DROP)) == NULL ||
+	    bind_text(st, 1, name))
 		return DB_ERR;
 	rc = sq_rc(sqlite3_step(st));
 	sqlite3_reset(st);
@@ -1043,7 +1099,8 @@ sq_tokens(struct db *db, const char *client_id, const struct inst_key *k,
 static long
 sq_delete(struct db *db, const char *client_id, const struct inst_key *k)
 {
-	static const enum stmt ids[2] = { STMT_DELETE_BOTS, STMT_DELETE_INSTALLATIONS };
+	static const enum stmt ids[2] = { STMT_DELETE_BOTS,
+		STMT_DELETE_INSTALLATIONS };
 	sqlite3_stmt *st;
 	long n = 0;
 	int rc;
@@ -1122,7 +1179,8 @@ sq_each(struct db *db, int bots,
 	char *client_id;
 	int rc, stop = 0;
 
-	if ((st = sq_stmt(db, bots ? STMT_EACH_BOT : STMT_EACH_INSTALLATION)) == NULL)
+	if ((st = sq_stmt(db, bots ? STMT_EACH_BOT : STMT_EACH_INSTALLATION)) ==
+	    NULL)
 		return DB_ERR;
 	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		read_installation(st, &in);
@@ -1142,11 +1200,12 @@ static int
 sq_put_row(struct db *db, int bots, const char *client_id,
     const struct installation *in)
 {
-	int r = bots ? put_bot(db, client_id, in, in->installed_at) :
-	    put_installation(db, client_id, in, in->installed_at);
+	int r = bots ? put_bot(db, client_id, in, in->installed_at)
+		     : put_installation(db, client_id, in, in->installed_at);
 
-	return r == 0 ? DB_OK : sq_rc(sqlite3_errcode(Q(db)->h)) == DB_BUSY ?
-	    DB_BUSY : DB_ERR;
+	return r == 0                                     ? DB_OK
+	    : sq_rc(sqlite3_errcode(Q(db)->h)) == DB_BUSY ? DB_BUSY
+							  : DB_ERR;
 }
 
 static long
@@ -1155,7 +1214,8 @@ sq_rows(struct db *db)
 	sqlite3_stmt *st;
 	long n = -1;
 
-	if ((st = sq_stmt(db, STMT_ROWS)) != NULL && sqlite3_step(st) == SQLITE_ROW)
+	if ((st = sq_stmt(db, STMT_ROWS)) != NULL &&
+	    sqlite3_step(st) == SQLITE_ROW)
 		n = (long)sqlite3_column_int64(st, 0);
 	if (st != NULL)
 		sqlite3_reset(st);

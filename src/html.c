@@ -40,10 +40,9 @@ static const char style[] =
     "<main>\n"
     "<h1>";
 
-static const char tail[] =
-    "</main>\n"
-    "</body>\n"
-    "</html>\n";
+static const char tail[] = "</main>\n"
+			   "</body>\n"
+			   "</html>\n";
 
 int
 html_escape(struct buf *b, const char *s)
@@ -52,14 +51,26 @@ html_escape(struct buf *b, const char *s)
 
 	for (; *s != '\0'; s++) {
 		switch (*s) {
-		case '&': e = "&amp;"; break;
-		case '<': e = "&lt;"; break;
-		case '>': e = "&gt;"; break;
-		case '"': e = "&quot;"; break;
-		case '\'': e = "&#39;"; break;
-		default: continue;
+		case '&':
+			e = "&amp;";
+			break;
+		case '<':
+			e = "&lt;";
+			break;
+		case '>':
+			e = "&gt;";
+			break;
+		case '"':
+			e = "&quot;";
+			break;
+		case '\'':
+			e = "&#39;";
+			break;
+		default:
+			continue;
 		}
-		if (buf_add(b, run, (size_t)(s - run)) == -1 || buf_puts(b, e) == -1)
+		if (buf_add(b, run, (size_t)(s - run)) == -1 ||
+		    buf_puts(b, e) == -1)
 			return -1;
 		run = s + 1;
 	}

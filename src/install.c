@@ -47,7 +47,8 @@ add_param(struct buf *u, const char *name, const char *value)
 {
 	if (value == NULL)
 		return 0;
-	if (buf_putc(u, u->len == 0 || strchr(buf_str(u), '?') == NULL ? '?' : '&') ||
+	if (buf_putc(u,
+		u->len == 0 || strchr(buf_str(u), '?') == NULL ? '?' : '&') ||
 	    buf_puts(u, name) || buf_putc(u, '=') || pct_encode(u, value))
 		return -1;
 	return 0;
@@ -69,8 +70,8 @@ handle_install(struct ctx *c)
 
 	buf_init(&url, LIM_HEADERS - 512);
 	state[0] = '\0';
-	confrc = conf_load(&conf, c->param, c->pctx, CONF_NEED_SCOPES, err,
-	    sizeof(err));
+	confrc = conf_load(
+	    &conf, c->param, c->pctx, CONF_NEED_SCOPES, err, sizeof(err));
 	rerr = req_parse(&req, ctx_var(c, "REQUEST_METHOD"),
 	    ctx_var(c, "QUERY_STRING"), NULL, NULL, REQ_KEYS_INSTALL);
 
@@ -88,8 +89,10 @@ handle_install(struct ctx *c)
 		team = NULL;
 	if (rerr != REQ_OK || (team != NULL && !team_ok(team))) {
 		c->outcome = "invalid_request";
-		ctx_detail(c, rerr == REQ_ERR_REPEATED ? "repeated query key" :
-		    rerr != REQ_OK ? "malformed query" : "team is not a Slack id");
+		ctx_detail(c,
+		    rerr == REQ_ERR_REPEATED ? "repeated query key"
+			: rerr != REQ_OK     ? "malformed query"
+					     : "team is not a Slack id");
 		page(c, 400, "Bad request",
 		    "<p>This installation link is malformed.</p>\n"
 		    "<p><a class=\"button\" href=\"%s\">Start again</a></p>\n",
@@ -100,13 +103,14 @@ handle_install(struct ctx *c)
 	/* Signing needs only the key: from its sidecar file when there is
 	 * one (no database opened), else from the database. */
 	if (db_key_peek(conf.v[CONF_DB], key) == 0)
-		sr = state_sign(key, sizeof(key), conf.v[CONF_CLIENT_ID], conf.ttl,
-		    state);
-	else if ((db = db_get(conf.v[CONF_DB], &rc, err, sizeof(err))) == NULL) {
+		sr = state_sign(
+		    key, sizeof(key), conf.v[CONF_CLIENT_ID], conf.ttl, state);
+	else if ((db = db_get(conf.v[CONF_DB], &rc, err, sizeof(err))) ==
+	    NULL) {
 		page_unavailable(c, rc == DB_BUSY, err);
 		goto out;
-	} else if ((sr = state_issue(db, conf.v[CONF_CLIENT_ID], conf.ttl, state)) !=
-	    STATE_OK) {
+	} else if ((sr = state_issue(db, conf.v[CONF_CLIENT_ID], conf.ttl,
+			state)) != STATE_OK) {
 		page_unavailable(c, sr == STATE_BUSY, db_errmsg(db));
 		goto out;
 	}
@@ -124,14 +128,16 @@ handle_install(struct ctx *c)
 		page_unavailable(c, 0, "authorize URL too long");
 		goto out;
 	}
-	if (resp_cookie(&c->resp, conf.v[CONF_STATE_COOKIE], state, (long)conf.ttl)) {
+	if (resp_cookie(
+		&c->resp, conf.v[CONF_STATE_COOKIE], state, (long)conf.ttl)) {
 		page_unavailable(c, 0, "cannot set the state cookie");
 		goto out;
 	}
 	if (conf.direct) {
 		if (resp_redirect(&c->resp, buf_str(&url)) == -1) {
 			resp_reset(&c->resp);
-			page_unavailable(c, 0, "authorize URL refused as a header");
+			page_unavailable(
+			    c, 0, "authorize URL refused as a header");
 		}
 		goto out;
 	}
@@ -141,7 +147,8 @@ handle_install(struct ctx *c)
 	else
 		snprintf(minutes, sizeof(minutes), "%lld minutes",
 		    (long long)conf.ttl / 60);
-	page(c, 200, "Add this app to Slack", install_page, buf_str(&url), minutes);
+	page(c, 200, "Add this app to Slack", install_page, buf_str(&url),
+	    minutes);
 out:
 	explicit_bzero(key, sizeof(key));
 	explicit_bzero(state, sizeof(state));

@@ -72,7 +72,8 @@ log_request(const char *outcome, int status, const char *team,
 	put_raw(line, &n, cap, num);
 	put_escaped(line, &n, cap, team != NULL && *team ? team : "-");
 	put_raw(line, &n, cap, " enterprise=");
-	put_escaped(line, &n, cap, enterprise != NULL && *enterprise ? enterprise : "-");
+	put_escaped(line, &n, cap,
+	    enterprise != NULL && *enterprise ? enterprise : "-");
 	snprintf(num, sizeof(num), " ms=%.1f", ms);
 	put_raw(line, &n, cap, num);
 	if (detail != NULL && *detail != '\0') {

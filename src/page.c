@@ -26,7 +26,8 @@ page(struct ctx *c, int status, const char *title, const char *tmpl, ...)
 	va_end(ap);
 	if (rc == -1) {
 		buf_reset(&c->resp.body);
-		html_page(&c->resp.body, "Error", "<p>The page was too large.</p>\n");
+		html_page(
+		    &c->resp.body, "Error", "<p>The page was too large.</p>\n");
 	}
 }
 

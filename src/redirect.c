@@ -18,10 +18,10 @@
 /* The outcomes of the redirect endpoint. Each maps to one reason, one
  * status and one page. */
 enum herr {
-	HERR_CANCELLED,   /* error=access_denied */
-	HERR_BADREQ,      /* malformed query, missing code */
-	HERR_STATE,       /* state missing, forged, expired, used, not the cookie's */
-	HERR_CODE,        /* Slack refused the code */
+	HERR_CANCELLED, /* error=access_denied */
+	HERR_BADREQ,    /* malformed query, missing code */
+	HERR_STATE, /* state missing, forged, expired, used, not the cookie's */
+	HERR_CODE,  /* Slack refused the code */
 	HERR_SLACK_PARAM, /* error=<anything else> */
 	HERR_UPSTREAM,    /* Slack failed or answered nonsense */
 	HERR_INTERNAL,    /* configuration refused by Slack, storage failure */
@@ -44,11 +44,13 @@ static const struct {
 	    "This link has expired or was already used",
 	    "<p>Each installation link works once, in the browser that started "
 	    "it, for a limited time.</p>\n" },
-	[HERR_CODE] = { "invalid_code", 400, "Slack did not accept the authorization",
+	[HERR_CODE] = { "invalid_code", 400,
+	    "Slack did not accept the authorization",
 	    "<p>The authorization has expired or was already used.</p>\n" },
 	[HERR_SLACK_PARAM] = { "slack_error", 400, "Slack reported an error",
 	    "<p>Slack ended the installation with the error <code>%s</code>.</p>\n" },
-	[HERR_UPSTREAM] = { "slack_error", 502, "Slack could not complete the installation",
+	[HERR_UPSTREAM] = { "slack_error", 502,
+	    "Slack could not complete the installation",
 	    "<p>Slack did not answer as expected. Nothing was installed; "
 	    "please try again in a moment.</p>\n" },
 	[HERR_INTERNAL] = { "server_error", 500, "Something went wrong",
@@ -96,7 +98,8 @@ fail(struct ctx *c, const struct conf *conf, enum herr e, const char *detail,
 		db_release();
 	if (conf->v[CONF_FAILURE_URL] != NULL) {
 		buf_init(&u, LIM_HEADERS - 512);
-		if (failure_url(&u, conf->v[CONF_FAILURE_URL], herrs[e].reason) == 0 &&
+		if (failure_url(
+			&u, conf->v[CONF_FAILURE_URL], herrs[e].reason) == 0 &&
 		    resp_redirect(&c->resp, buf_str(&u)) == 0) {
 			buf_free(&u);
 			return;
@@ -117,8 +120,8 @@ fail(struct ctx *c, const struct conf *conf, enum herr e, const char *detail,
 
 /* Checks the state against the cookie, then consumes it. */
 static enum state_res
-take_state(const struct conf *conf, const struct req *req, char *err,
-    size_t errlen)
+take_state(
+    const struct conf *conf, const struct req *req, char *err, size_t errlen)
 {
 	const char *s = req->q[REQ_STATE];
 	struct db *db;
@@ -128,7 +131,8 @@ take_state(const struct conf *conf, const struct req *req, char *err,
 		snprintf(err, errlen, "state missing or malformed");
 		return STATE_INVALID;
 	}
-	if (req->cookie == NULL || req->cookie_bad || !ct_streq(req->cookie, s)) {
+	if (req->cookie == NULL || req->cookie_bad ||
+	    !ct_streq(req->cookie, s)) {
 		snprintf(err, errlen, "state does not match the cookie");
 		return STATE_INVALID;
 	}
@@ -141,8 +145,10 @@ take_state(const struct conf *conf, const struct req *req, char *err,
 		snprintf(err, errlen, "state unknown, expired or already used");
 		return STATE_INVALID;
 	case STATE_BUSY:
-		snprintf(err, errlen, "consuming the state: database busy or "
-		    "unreachable: %s", db_errmsg(db));
+		snprintf(err, errlen,
+		    "consuming the state: database busy or "
+		    "unreachable: %s",
+		    db_errmsg(db));
 		return STATE_BUSY;
 	default:
 		snprintf(err, errlen, "consuming the state: %s", db_errmsg(db));
@@ -161,7 +167,8 @@ succeed(struct ctx *c, const struct conf *conf, const struct installation *in)
 	}
 	buf_init(&a, 1024);
 	buf_init(&b, 1024);
-	if (in->is_enterprise_install || in->team_id == NULL || *in->team_id == '\0') {
+	if (in->is_enterprise_install || in->team_id == NULL ||
+	    *in->team_id == '\0') {
 		buf_puts(&a, "https://app.slack.com/manage/");
 		buf_puts(&a, in->enterprise_id);
 		buf_puts(&a, "/integrations/profile/");
@@ -172,7 +179,8 @@ succeed(struct ctx *c, const struct conf *conf, const struct installation *in)
 		    "organization.</p>\n"
 		    "<p>Next, choose the workspaces that may use it.</p>\n"
 		    "<p><a class=\"button\" href=\"%s\">Add it to workspaces</a></p>\n",
-		    in->enterprise_name != NULL ? in->enterprise_name : in->enterprise_id,
+		    in->enterprise_name != NULL ? in->enterprise_name
+						: in->enterprise_id,
 		    buf_str(&a));
 	} else {
 		buf_puts(&a, "slack://app?team=");
@@ -207,8 +215,8 @@ handle_redirect(struct ctx *c)
 	int confrc, rc;
 
 	memset(&in, 0, sizeof(in));
-	confrc = conf_load(&conf, c->param, c->pctx, CONF_NEED_SECRET, err,
-	    sizeof(err));
+	confrc = conf_load(
+	    &conf, c->param, c->pctx, CONF_NEED_SECRET, err, sizeof(err));
 	cookie = conf.v[CONF_STATE_COOKIE] != NULL ? conf.v[CONF_STATE_COOKIE]
 						   : "slack-app-oauth-state";
 	rerr = req_parse(&req, ctx_var(c, "REQUEST_METHOD"),
@@ -224,30 +232,38 @@ handle_redirect(struct ctx *c)
 		goto out;
 	}
 	if (rerr != REQ_OK) {
-		fail(c, &conf, HERR_BADREQ, rerr == REQ_ERR_REPEATED ?
-		    "repeated query key" : rerr == REQ_ERR_TOOBIG ?
-		    "query or value too long" : "malformed query", NULL);
+		fail(c, &conf, HERR_BADREQ,
+		    rerr == REQ_ERR_REPEATED     ? "repeated query key"
+			: rerr == REQ_ERR_TOOBIG ? "query or value too long"
+						 : "malformed query",
+		    NULL);
 		goto out;
 	}
 
 	/* Slack's error codes are printable ASCII ([a-z_]); anything else is
 	 * a malformed query, and never reaches a page or a log line. */
 	if ((error = req.q[REQ_ERROR]) != NULL && !is_ascii(error)) {
-		fail(c, &conf, HERR_BADREQ, "error= is not printable ASCII", NULL);
+		fail(c, &conf, HERR_BADREQ, "error= is not printable ASCII",
+		    NULL);
 		goto out;
 	}
 	if (error != NULL) {
 		sr = take_state(&conf, &req, err, sizeof(err));
 		snprintf(why, sizeof(why), "Slack returned error=%s%s", error,
 		    sr == STATE_OK ? "" : "; the state was not consumed");
-		fail(c, &conf, strcmp(error, "access_denied") == 0 ? HERR_CANCELLED :
-		    HERR_SLACK_PARAM, why, error);
+		fail(c, &conf,
+		    strcmp(error, "access_denied") == 0 ? HERR_CANCELLED
+							: HERR_SLACK_PARAM,
+		    why, error);
 		goto out;
 	}
 
 	if ((sr = take_state(&conf, &req, err, sizeof(err))) != STATE_OK) {
-		fail(c, &conf, sr == STATE_INVALID ? HERR_STATE : sr == STATE_BUSY ?
-		    HERR_BUSY : HERR_INTERNAL, err, NULL);
+		fail(c, &conf,
+		    sr == STATE_INVALID    ? HERR_STATE
+			: sr == STATE_BUSY ? HERR_BUSY
+					   : HERR_INTERNAL,
+		    err, NULL);
 		goto out;
 	}
 
@@ -258,7 +274,8 @@ handle_redirect(struct ctx *c)
 	}
 
 	if (slack_init() == -1) {
-		fail(c, &conf, HERR_INTERNAL, "cannot initialise libcurl", NULL);
+		fail(
+		    c, &conf, HERR_INTERNAL, "cannot initialise libcurl", NULL);
 		goto out;
 	}
 	switch (slack_oauth_access(&conf, code, &in, why, sizeof(why))) {
@@ -281,18 +298,21 @@ handle_redirect(struct ctx *c)
 	if (in.bot_token != NULL &&
 	    slack_auth_test(&conf, &in, why, sizeof(why)) == -1)
 		log_warn("team=%s enterprise=%s: %s; storing the installation "
-		    "without bot_id", c->team[0] ? c->team : "-",
+			 "without bot_id",
+		    c->team[0] ? c->team : "-",
 		    c->enterprise[0] ? c->enterprise : "-", why);
 
 	if ((db = db_get(conf.v[CONF_DB], &rc, err, sizeof(err))) == NULL) {
-		fail(c, &conf, rc == DB_BUSY ? HERR_BUSY : HERR_INTERNAL, err, NULL);
+		fail(c, &conf, rc == DB_BUSY ? HERR_BUSY : HERR_INTERNAL, err,
+		    NULL);
 		goto out;
 	}
 	if ((rc = store_put(db, conf.v[CONF_CLIENT_ID], &in)) != DB_OK) {
 		snprintf(err, sizeof(err), "storing the installation: %s%s",
 		    rc == DB_BUSY ? "database busy or unreachable: " : "",
 		    db_errmsg(db));
-		fail(c, &conf, rc == DB_BUSY ? HERR_BUSY : HERR_INTERNAL, err, NULL);
+		fail(c, &conf, rc == DB_BUSY ? HERR_BUSY : HERR_INTERNAL, err,
+		    NULL);
 		goto out;
 	}
 	succeed(c, &conf, &in);

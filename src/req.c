@@ -49,12 +49,14 @@ parse_query(struct req *r, const char *q, unsigned keys)
 			memcpy(name, val, (size_t)kn + 1);
 		else
 			name[0] = '\0';
-		vn = eq ? pct_decode(eq + 1, (size_t)(amp - eq - 1), val, sizeof(val))
+		vn = eq ? pct_decode(
+			      eq + 1, (size_t)(amp - eq - 1), val, sizeof(val))
 			: pct_decode("", 0, val, sizeof(val));
 		if (vn < 0)
 			return REQ_ERR_ENCODING;
 		for (k = 0; k < REQ_KEY__MAX; k++)
-			if ((keys & 1u << k) && strcmp(name, qkeys[k].name) == 0)
+			if ((keys & 1u << k) &&
+			    strcmp(name, qkeys[k].name) == 0)
 				break;
 		if (k == REQ_KEY__MAX)
 			continue;
@@ -88,7 +90,8 @@ parse_cookie(struct req *r, const char *h, const char *name)
 		    p[nlen] == '=') {
 			v = p + nlen + 1;
 			vlen = (size_t)(end - v);
-			while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+			while (vlen > 0 &&
+			    (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
 				vlen--;
 			if (r->cookie != NULL || vlen > LIM_STATE) {
 				r->cookie_bad = 1;

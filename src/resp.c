@@ -48,13 +48,14 @@ resp_header(struct resp *r, const char *name, const char *value)
 		return -1;
 	for (p = name; *p != '\0'; p++)
 		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		    (*p >= '0' && *p <= '9') || *p == '-'))
+			(*p >= '0' && *p <= '9') || *p == '-'))
 			return -1;
 	for (p = value; *p != '\0'; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			return -1;
 	if (buf_puts(&r->head, name) == -1 ||
-	    buf_add(&r->head, ": ", 2) == -1 || buf_puts(&r->head, value) == -1 ||
+	    buf_add(&r->head, ": ", 2) == -1 ||
+	    buf_puts(&r->head, value) == -1 ||
 	    buf_add(&r->head, "\r\n", 2) == -1) {
 		r->head.len = mark;
 		r->head.p[mark] = '\0';
@@ -94,13 +95,21 @@ const char *
 resp_reason(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 302: return "Found";
-	case 400: return "Bad Request";
-	case 405: return "Method Not Allowed";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	default: return "Unknown";
+	case 200:
+		return "OK";
+	case 302:
+		return "Found";
+	case 400:
+		return "Bad Request";
+	case 405:
+		return "Method Not Allowed";
+	case 500:
+		return "Internal Server Error";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Unknown";
 	}
 }

@@ -25,7 +25,7 @@ struct fparams {
 	FCGX_Request *rq;
 	const char *slack[32]; /* "SLACK_…=value" entries of envp */
 	int n;
-	int all;               /* 0: more than fit; look them up in envp */
+	int all; /* 0: more than fit; look them up in envp */
 };
 
 static void
@@ -55,7 +55,8 @@ fcgi_param(void *arg, const char *name)
 		return FCGX_GetParam(name, f->rq->envp);
 	len = strlen(name);
 	for (i = 0; i < f->n; i++)
-		if (strncmp(f->slack[i], name, len) == 0 && f->slack[i][len] == '=')
+		if (strncmp(f->slack[i], name, len) == 0 &&
+		    f->slack[i][len] == '=')
 			return f->slack[i] + len + 1;
 	return NULL;
 }
@@ -108,8 +109,8 @@ one(handler_fn h, conf_param_fn param, void *pctx, put_fn put, void *out)
 	    put(out, c.resp.head.p, c.resp.head.len) == 0 &&
 	    put(out, "\r\n", 2) == 0 && !c.resp.no_body && c.resp.body.len > 0)
 		put(out, c.resp.body.p, c.resp.body.len);
-	log_request(c.outcome, c.resp.status, c.team, c.enterprise, now_ms() - t0,
-	    c.detail);
+	log_request(c.outcome, c.resp.status, c.team, c.enterprise,
+	    now_ms() - t0, c.detail);
 	resp_free(&c.resp);
 }
 

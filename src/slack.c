@@ -48,7 +48,8 @@ on_body(char *p, size_t size, size_t n, void *arg)
 {
 	struct sink *s = arg;
 
-	if ((n != 0 && size > (size_t)-1 / n) || buf_add(s->b, p, size * n) == -1) {
+	if ((n != 0 && size > (size_t)-1 / n) ||
+	    buf_add(s->b, p, size * n) == -1) {
 		s->over = 1;
 		return 0;
 	}
@@ -105,12 +106,14 @@ post(const struct conf *c, const char *method, const char *form,
 	} else {
 		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(curl, CURLOPT_USERNAME, c->v[CONF_CLIENT_ID]);
-		curl_easy_setopt(curl, CURLOPT_PASSWORD, c->v[CONF_CLIENT_SECRET]);
+		curl_easy_setopt(
+		    curl, CURLOPT_PASSWORD, c->v[CONF_CLIENT_SECRET]);
 	}
 
 	cc = curl_easy_perform(curl);
 	if (cc == CURLE_WRITE_ERROR && sink.over) {
-		snprintf(why, whylen, "%s: answer over %d bytes", method, LIM_SLACK_BODY);
+		snprintf(why, whylen, "%s: answer over %d bytes", method,
+		    LIM_SLACK_BODY);
 		goto out;
 	}
 	if (cc != CURLE_OK) {
@@ -222,7 +225,8 @@ slack_parse_access(const char *json, size_t len, int64_t now,
 	const char *what = "not JSON";
 
 	memset(in, 0, sizeof(*in));
-	if ((root = cJSON_ParseWithLength(json, len)) == NULL || !cJSON_IsObject(root))
+	if ((root = cJSON_ParseWithLength(json, len)) == NULL ||
+	    !cJSON_IsObject(root))
 		goto fail;
 	what = "no boolean \"ok\"";
 	if (!cJSON_IsBool(ok = cJSON_GetObjectItemCaseSensitive(root, "ok")))
@@ -251,25 +255,30 @@ slack_parse_access(const char *json, size_t len, int64_t now,
 		goto fail;
 	if (in->bot_token != NULL &&
 	    (get_str(root, "scope", &in->bot_scopes) ||
-	    get_str(root, "refresh_token", &in->bot_refresh_token) ||
-	    get_expiry(root, now, &in->bot_expires_at)))
+		get_str(root, "refresh_token", &in->bot_refresh_token) ||
+		get_expiry(root, now, &in->bot_expires_at)))
 		goto fail;
-	if (team != NULL && (get_str(team, "id", &in->team_id) ||
-	    get_str(team, "name", &in->team_name)))
+	if (team != NULL &&
+	    (get_str(team, "id", &in->team_id) ||
+		get_str(team, "name", &in->team_name)))
 		goto fail;
-	if (ent != NULL && (get_str(ent, "id", &in->enterprise_id) ||
-	    get_str(ent, "name", &in->enterprise_name)))
+	if (ent != NULL &&
+	    (get_str(ent, "id", &in->enterprise_id) ||
+		get_str(ent, "name", &in->enterprise_name)))
 		goto fail;
-	if (user != NULL && (get_str(user, "id", &in->user_id) ||
-	    get_str(user, "access_token", &in->user_token) ||
-	    get_str(user, "scope", &in->user_scopes) ||
-	    get_str(user, "refresh_token", &in->user_refresh_token) ||
-	    get_expiry(user, now, &in->user_expires_at)))
+	if (user != NULL &&
+	    (get_str(user, "id", &in->user_id) ||
+		get_str(user, "access_token", &in->user_token) ||
+		get_str(user, "scope", &in->user_scopes) ||
+		get_str(user, "refresh_token", &in->user_refresh_token) ||
+		get_expiry(user, now, &in->user_expires_at)))
 		goto fail;
-	if (hook != NULL && (get_str(hook, "url", &in->webhook_url) ||
-	    get_str(hook, "channel", &in->webhook_channel) ||
-	    get_str(hook, "channel_id", &in->webhook_channel_id) ||
-	    get_str(hook, "configuration_url", &in->webhook_configuration_url)))
+	if (hook != NULL &&
+	    (get_str(hook, "url", &in->webhook_url) ||
+		get_str(hook, "channel", &in->webhook_channel) ||
+		get_str(hook, "channel_id", &in->webhook_channel_id) ||
+		get_str(
+		    hook, "configuration_url", &in->webhook_configuration_url)))
 		goto fail;
 
 	what = "no app_id";
@@ -284,7 +293,8 @@ slack_parse_access(const char *json, size_t len, int64_t now,
 		goto fail;
 	what = "an id that is not printable ASCII";
 	if ((in->team_id != NULL && !is_token_ascii(in->team_id, 64)) ||
-	    (in->enterprise_id != NULL && !is_token_ascii(in->enterprise_id, 64)) ||
+	    (in->enterprise_id != NULL &&
+		!is_token_ascii(in->enterprise_id, 64)) ||
 	    !is_token_ascii(in->app_id, 64))
 		goto fail;
 	if ((in->oauth_response = strndup(json, len)) == NULL) {
@@ -319,13 +329,16 @@ slack_parse_auth_test(const char *json, size_t len, struct installation *in,
 	}
 	if (!cJSON_IsTrue(ok)) {
 		err = cJSON_GetObjectItemCaseSensitive(root, "error");
-		snprintf(why, whylen, "auth.test: %s", cJSON_IsString(err) &&
-		    err->valuestring != NULL ? err->valuestring : "ok:false");
+		snprintf(why, whylen, "auth.test: %s",
+		    cJSON_IsString(err) && err->valuestring != NULL
+			? err->valuestring
+			: "ok:false");
 		goto out;
 	}
 	if (get_str(root, "bot_id", &bot_id) || get_str(root, "url", &url) ||
 	    bot_id == NULL) {
-		snprintf(why, whylen, "auth.test: unexpected answer: no bot_id");
+		snprintf(
+		    why, whylen, "auth.test: unexpected answer: no bot_id");
 		goto out;
 	}
 	free(in->bot_id);
@@ -358,14 +371,15 @@ slack_oauth_access(const struct conf *c, const char *code,
 	buf_init(&body, LIM_SLACK_BODY);
 	if (buf_puts(&form, "code=") == -1 || pct_encode(&form, code) == -1 ||
 	    (c->v[CONF_REDIRECT_URI] != NULL &&
-	    (buf_puts(&form, "&redirect_uri=") == -1 ||
-	    pct_encode(&form, c->v[CONF_REDIRECT_URI]) == -1))) {
+		(buf_puts(&form, "&redirect_uri=") == -1 ||
+		    pct_encode(&form, c->v[CONF_REDIRECT_URI]) == -1))) {
 		snprintf(why, whylen, "oauth.v2.access: request too long");
 		goto out;
 	}
-	if (post(c, "oauth.v2.access", buf_str(&form), NULL, &body, why, whylen) == 0)
-		res = slack_parse_access(buf_str(&body), body.len, now_unix(), in, why,
-		    whylen);
+	if (post(c, "oauth.v2.access", buf_str(&form), NULL, &body, why,
+		whylen) == 0)
+		res = slack_parse_access(
+		    buf_str(&body), body.len, now_unix(), in, why, whylen);
 out:
 	buf_wipe(&form);
 	buf_wipe(&body);
@@ -373,15 +387,16 @@ out:
 }
 
 int
-slack_auth_test(const struct conf *c, struct installation *in, char *why,
-    size_t whylen)
+slack_auth_test(
+    const struct conf *c, struct installation *in, char *why, size_t whylen)
 {
 	struct buf body;
 	int rc = -1;
 
 	buf_init(&body, LIM_SLACK_BODY);
 	if (post(c, "auth.test", "", in->bot_token, &body, why, whylen) == 0)
-		rc = slack_parse_auth_test(buf_str(&body), body.len, in, why, whylen);
+		rc = slack_parse_auth_test(
+		    buf_str(&body), body.len, in, why, whylen);
 	buf_wipe(&body);
 	return rc;
 }
@@ -408,29 +423,37 @@ slack_parse_refresh(const char *json, size_t len, int64_t now, const char *type,
 	memset(out, 0, sizeof(*out));
 	if ((root = cJSON_ParseWithLength(json, len)) == NULL ||
 	    !cJSON_IsBool(ok = cJSON_GetObjectItemCaseSensitive(root, "ok"))) {
-		snprintf(why, whylen, "oauth.v2.access: unexpected answer: not JSON");
+		snprintf(why, whylen,
+		    "oauth.v2.access: unexpected answer: not JSON");
 		goto out;
 	}
 	if (!cJSON_IsTrue(ok)) {
 		err = cJSON_GetObjectItemCaseSensitive(root, "error");
-		snprintf(why, whylen, "oauth.v2.access: %s", cJSON_IsString(err) &&
-		    err->valuestring != NULL ? err->valuestring : "ok:false");
-		res = cJSON_IsString(err) && err->valuestring != NULL ?
-		    slack_classify(err->valuestring) : SLACK_FAIL;
+		snprintf(why, whylen, "oauth.v2.access: %s",
+		    cJSON_IsString(err) && err->valuestring != NULL
+			? err->valuestring
+			: "ok:false");
+		res = cJSON_IsString(err) && err->valuestring != NULL
+		    ? slack_classify(err->valuestring)
+		    : SLACK_FAIL;
 		goto out;
 	}
-	if (get_str(root, "token_type", &tt) || get_str(root, "access_token", &out->token) ||
+	if (get_str(root, "token_type", &tt) ||
+	    get_str(root, "access_token", &out->token) ||
 	    get_str(root, "refresh_token", &out->refresh_token) ||
 	    get_str(root, "scope", &out->scope) ||
 	    get_expiry(root, now, &out->expires_at) || out->token == NULL ||
 	    out->refresh_token == NULL || out->expires_at == 0) {
-		snprintf(why, whylen, "oauth.v2.access: unexpected answer: no token, "
+		snprintf(why, whylen,
+		    "oauth.v2.access: unexpected answer: no token, "
 		    "refresh_token and expires_in");
 		goto out;
 	}
 	if (tt == NULL || strcmp(tt, type) != 0) {
-		snprintf(why, whylen, "oauth.v2.access: answered a token_type other "
-		    "than %s", type);
+		snprintf(why, whylen,
+		    "oauth.v2.access: answered a token_type other "
+		    "than %s",
+		    type);
 		goto out;
 	}
 	if ((out->json = strndup(json, len)) == NULL)
@@ -456,12 +479,14 @@ slack_refresh(const struct conf *c, const char *refresh_token, const char *type,
 	buf_init(&body, LIM_SLACK_BODY);
 	if (buf_puts(&form, "grant_type=refresh_token&refresh_token=") == -1 ||
 	    pct_encode(&form, refresh_token) == -1) {
-		snprintf(why, whylen, "oauth.v2.access: refresh token too long");
+		snprintf(
+		    why, whylen, "oauth.v2.access: refresh token too long");
 		goto out;
 	}
-	if (post(c, "oauth.v2.access", buf_str(&form), NULL, &body, why, whylen) == 0)
-		res = slack_parse_refresh(buf_str(&body), body.len, now_unix(), type,
-		    out, why, whylen);
+	if (post(c, "oauth.v2.access", buf_str(&form), NULL, &body, why,
+		whylen) == 0)
+		res = slack_parse_refresh(buf_str(&body), body.len, now_unix(),
+		    type, out, why, whylen);
 out:
 	buf_wipe(&form);
 	buf_wipe(&body);

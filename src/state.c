@@ -7,9 +7,9 @@
 #include "util.h"
 
 #define STATE_VERSION 1
-#define OFF_NONCE 1
-#define OFF_EXPIRY 33
-#define OFF_MAC 41
+#define OFF_NONCE     1
+#define OFF_EXPIRY    33
+#define OFF_MAC       41
 
 /* The MAC of a state's first OFF_MAC bytes. The key's padded blocks are
  * hashed once per process (per key), not once per request. */
@@ -83,8 +83,9 @@ state_shape_ok(const char *s)
 
 	if (n != STATE_CHARS)
 		return 0;
-	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789-_") == n;
+	return strspn(s,
+		   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		   "0123456789-_") == n;
 }
 
 enum state_res
@@ -98,7 +99,8 @@ state_consume(struct db *db, const char *client_id, const char *s, int64_t now)
 	int i, rc;
 	unsigned diff;
 
-	if (!state_shape_ok(s) || b64url_decode(s, raw, sizeof(raw)) != STATE_RAW ||
+	if (!state_shape_ok(s) ||
+	    b64url_decode(s, raw, sizeof(raw)) != STATE_RAW ||
 	    raw[0] != STATE_VERSION)
 		return STATE_INVALID;
 	if ((rc = db_state_key(db, &key, &keylen)) != DB_OK)

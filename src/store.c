@@ -72,7 +72,8 @@ int
 store_refresh_token(struct db *db, const char *client_id, const struct due *d,
     char **refresh_token, int64_t *expires_at)
 {
-	return db->be->refresh_token(db, client_id, d, refresh_token, expires_at);
+	return db->be->refresh_token(
+	    db, client_id, d, refresh_token, expires_at);
 }
 
 int

@@ -18,6 +18,7 @@ VALGRIND = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
 
 SUITES = [
     ("man pages", ["sh", "tests/manlint.sh"], {}),
+    ("format", ["sh", "tests/format.sh"], {}),
     ("unit", ["build/unit"], {}),
     ("unit under ASan+UBSan", ["build/asan/unit"], {}),
     ("unit under valgrind", VALGRIND + ["build/unit"], {}),

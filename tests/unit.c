@@ -88,7 +88,8 @@ test_pct_encode(void)
 		{ "", "" },
 		{ "azAZ09-._~", "azAZ09-._~" },
 		{ "chat:write,commands", "chat%3Awrite%2Ccommands" },
-		{ "https://x.test/cb?a=1&b=2", "https%3A%2F%2Fx.test%2Fcb%3Fa%3D1%26b%3D2" },
+		{ "https://x.test/cb?a=1&b=2",
+		    "https%3A%2F%2Fx.test%2Fcb%3Fa%3D1%26b%3D2" },
 		{ "a b+c", "a%20b%2Bc" },
 		{ "\xe2\x9c\x93", "%E2%9C%93" },
 	};
@@ -129,8 +130,8 @@ test_b64url(void)
 	long n;
 
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		CHECK(b64url_encode((const unsigned char *)t[i].raw, strlen(t[i].raw),
-		    enc) == strlen(t[i].enc));
+		CHECK(b64url_encode((const unsigned char *)t[i].raw,
+			  strlen(t[i].raw), enc) == strlen(t[i].enc));
 		CHECK_STR(enc, t[i].enc);
 		n = b64url_decode(t[i].enc, out, sizeof(out));
 		CHECK(n == (long)strlen(t[i].raw));
@@ -185,7 +186,8 @@ test_num_parse(void)
 
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		v = 0;
-		CHECK((num_parse(t[i].s, t[i].min, t[i].max, &v) == 0) == t[i].ok);
+		CHECK((num_parse(t[i].s, t[i].min, t[i].max, &v) == 0) ==
+		    t[i].ok);
 		if (t[i].ok)
 			CHECK(v == t[i].want);
 	}
@@ -197,8 +199,10 @@ test_sha256(void)
 	static const struct {
 		const char *in, *hex;
 	} t[] = {
-		{ "", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
-		{ "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
+		{ "",
+		    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
+		{ "abc",
+		    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
 		{ "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
 		    "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" },
 	};
@@ -215,7 +219,8 @@ test_sha256(void)
 	/* One million 'a', fed in uneven pieces. */
 	sha256_init(&c);
 	for (i = 0; i < 1000000;) {
-		size_t k = (i % 7) + 60 < 1000000 - i ? (i % 7) + 60 : 1000000 - i;
+		size_t k =
+		    (i % 7) + 60 < 1000000 - i ? (i % 7) + 60 : 1000000 - i;
 		char a[80];
 		memset(a, 'a', k);
 		sha256_update(&c, a, k);
@@ -223,7 +228,8 @@ test_sha256(void)
 	}
 	sha256_final(&c, md);
 	hex(md, 32, h);
-	CHECK_STR(h, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+	CHECK_STR(h,
+	    "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
 static void
@@ -238,18 +244,23 @@ test_hmac_sha256(void)
 	p.p = "Hi There", p.n = 8;
 	hmac_sha256(key1, sizeof(key1), &p, 1, md);
 	hex(md, 32, h);
-	CHECK_STR(h, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+	CHECK_STR(h,
+	    "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
 
-	struct iov_part two[2] = { { "what do ya ", 11 }, { "want for nothing?", 17 } };
+	struct iov_part two[2] = { { "what do ya ", 11 },
+		{ "want for nothing?", 17 } };
 	hmac_sha256((const unsigned char *)"Jefe", 4, two, 2, md);
 	hex(md, 32, h);
-	CHECK_STR(h, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	CHECK_STR(h,
+	    "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 
 	memset(key6, 0xaa, sizeof(key6));
-	p.p = "Test Using Larger Than Block-Size Key - Hash Key First", p.n = 54;
+	p.p = "Test Using Larger Than Block-Size Key - Hash Key First",
+	p.n = 54;
 	hmac_sha256(key6, sizeof(key6), &p, 1, md);
 	hex(md, 32, h);
-	CHECK_STR(h, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+	CHECK_STR(h,
+	    "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 
 static void
@@ -262,28 +273,41 @@ test_req_query(void)
 		const char *code, *state, *error, *team;
 	} t[] = {
 		{ "", REQ_KEYS_REDIRECT, REQ_OK, NULL, NULL, NULL, NULL },
-		{ "code=abc&state=xyz", REQ_KEYS_REDIRECT, REQ_OK, "abc", "xyz", NULL, NULL },
-		{ "state=xyz&code=a%2Eb", REQ_KEYS_REDIRECT, REQ_OK, "a.b", "xyz", NULL, NULL },
-		{ "error=access_denied&state=s", REQ_KEYS_REDIRECT, REQ_OK, NULL, "s",
-		    "access_denied", NULL },
-		{ "code=a+b", REQ_KEYS_REDIRECT, REQ_OK, "a b", NULL, NULL, NULL },
-		{ "code=1&&&state=2&", REQ_KEYS_REDIRECT, REQ_OK, "1", "2", NULL, NULL },
-		{ "code=1&code=2", REQ_KEYS_REDIRECT, REQ_ERR_REPEATED, NULL, NULL, NULL, NULL },
-		{ "state=1&st%61te=2", REQ_KEYS_REDIRECT, REQ_ERR_REPEATED, NULL, NULL, NULL, NULL },
-		{ "code=%zz", REQ_KEYS_REDIRECT, REQ_ERR_ENCODING, NULL, NULL, NULL, NULL },
-		{ "code=a%00b", REQ_KEYS_REDIRECT, REQ_ERR_ENCODING, NULL, NULL, NULL, NULL },
-		{ "x=%0d%0a", REQ_KEYS_REDIRECT, REQ_ERR_ENCODING, NULL, NULL, NULL, NULL },
-		{ "other=1&other=2&code=c", REQ_KEYS_REDIRECT, REQ_OK, "c", NULL, NULL, NULL },
+		{ "code=abc&state=xyz", REQ_KEYS_REDIRECT, REQ_OK, "abc", "xyz",
+		    NULL, NULL },
+		{ "state=xyz&code=a%2Eb", REQ_KEYS_REDIRECT, REQ_OK, "a.b",
+		    "xyz", NULL, NULL },
+		{ "error=access_denied&state=s", REQ_KEYS_REDIRECT, REQ_OK,
+		    NULL, "s", "access_denied", NULL },
+		{ "code=a+b", REQ_KEYS_REDIRECT, REQ_OK, "a b", NULL, NULL,
+		    NULL },
+		{ "code=1&&&state=2&", REQ_KEYS_REDIRECT, REQ_OK, "1", "2",
+		    NULL, NULL },
+		{ "code=1&code=2", REQ_KEYS_REDIRECT, REQ_ERR_REPEATED, NULL,
+		    NULL, NULL, NULL },
+		{ "state=1&st%61te=2", REQ_KEYS_REDIRECT, REQ_ERR_REPEATED,
+		    NULL, NULL, NULL, NULL },
+		{ "code=%zz", REQ_KEYS_REDIRECT, REQ_ERR_ENCODING, NULL, NULL,
+		    NULL, NULL },
+		{ "code=a%00b", REQ_KEYS_REDIRECT, REQ_ERR_ENCODING, NULL, NULL,
+		    NULL, NULL },
+		{ "x=%0d%0a", REQ_KEYS_REDIRECT, REQ_ERR_ENCODING, NULL, NULL,
+		    NULL, NULL },
+		{ "other=1&other=2&code=c", REQ_KEYS_REDIRECT, REQ_OK, "c",
+		    NULL, NULL, NULL },
 		{ "code", REQ_KEYS_REDIRECT, REQ_OK, "", NULL, NULL, NULL },
-		{ "team=T123&code=x&code=y", REQ_KEYS_INSTALL, REQ_OK, NULL, NULL, NULL, "T123" },
-		{ "team=T1&team=T2", REQ_KEYS_INSTALL, REQ_ERR_REPEATED, NULL, NULL, NULL, NULL },
+		{ "team=T123&code=x&code=y", REQ_KEYS_INSTALL, REQ_OK, NULL,
+		    NULL, NULL, "T123" },
+		{ "team=T1&team=T2", REQ_KEYS_INSTALL, REQ_ERR_REPEATED, NULL,
+		    NULL, NULL, NULL },
 		{ "team=", REQ_KEYS_INSTALL, REQ_OK, NULL, NULL, NULL, "" },
 	};
 	struct req r;
 	size_t i;
 
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		enum req_err e = req_parse(&r, "GET", t[i].q, NULL, NULL, t[i].keys);
+		enum req_err e =
+		    req_parse(&r, "GET", t[i].q, NULL, NULL, t[i].keys);
 		CHECK(e == t[i].err);
 		if (e == REQ_OK) {
 			CHECK_STR(r.q[REQ_CODE], t[i].code);
@@ -309,30 +333,35 @@ test_req_limits(void)
 	CHECK(req_parse(&r, "GET", q, NULL, NULL, REQ_KEYS_REDIRECT) == REQ_OK);
 	req_free(&r);
 	strcpy(q + 6 + LIM_STATE, "a");
-	CHECK(req_parse(&r, "GET", q, NULL, NULL, REQ_KEYS_REDIRECT) == REQ_ERR_TOOBIG);
+	CHECK(req_parse(&r, "GET", q, NULL, NULL, REQ_KEYS_REDIRECT) ==
+	    REQ_ERR_TOOBIG);
 	req_free(&r);
 
 	memcpy(q, "code=", 5);
 	memset(q + 5, 'c', LIM_CODE + 1);
 	q[5 + LIM_CODE + 1] = '\0';
-	CHECK(req_parse(&r, "GET", q, NULL, NULL, REQ_KEYS_REDIRECT) == REQ_ERR_TOOBIG);
+	CHECK(req_parse(&r, "GET", q, NULL, NULL, REQ_KEYS_REDIRECT) ==
+	    REQ_ERR_TOOBIG);
 	req_free(&r);
 
 	memcpy(q, "error=", 6);
 	memset(q + 6, 'e', LIM_ERROR + 1);
 	q[6 + LIM_ERROR + 1] = '\0';
-	CHECK(req_parse(&r, "GET", q, NULL, NULL, REQ_KEYS_REDIRECT) == REQ_ERR_TOOBIG);
+	CHECK(req_parse(&r, "GET", q, NULL, NULL, REQ_KEYS_REDIRECT) ==
+	    REQ_ERR_TOOBIG);
 	req_free(&r);
 
 	/* The whole query and the number of pairs. */
 	memset(q, 'x', LIM_QUERY + 1);
 	q[LIM_QUERY + 1] = '\0';
-	CHECK(req_parse(&r, "GET", q, NULL, NULL, REQ_KEYS_REDIRECT) == REQ_ERR_TOOBIG);
+	CHECK(req_parse(&r, "GET", q, NULL, NULL, REQ_KEYS_REDIRECT) ==
+	    REQ_ERR_TOOBIG);
 	req_free(&r);
 	for (i = 0; i < LIM_PARAMS + 1; i++)
 		memcpy(q + 2 * i, "a&", 2);
 	q[2 * i] = '\0';
-	CHECK(req_parse(&r, "GET", q, NULL, NULL, REQ_KEYS_REDIRECT) == REQ_ERR_TOOBIG);
+	CHECK(req_parse(&r, "GET", q, NULL, NULL, REQ_KEYS_REDIRECT) ==
+	    REQ_ERR_TOOBIG);
 	req_free(&r);
 }
 
@@ -343,8 +372,12 @@ test_req_method(void)
 		const char *m;
 		enum req_method want;
 	} t[] = {
-		{ "GET", REQ_GET }, { "HEAD", REQ_HEAD }, { "POST", REQ_OTHER },
-		{ "get", REQ_OTHER }, { "", REQ_OTHER }, { NULL, REQ_OTHER },
+		{ "GET", REQ_GET },
+		{ "HEAD", REQ_HEAD },
+		{ "POST", REQ_OTHER },
+		{ "get", REQ_OTHER },
+		{ "", REQ_OTHER },
+		{ NULL, REQ_OTHER },
 		{ "GETX", REQ_OTHER },
 	};
 	struct req r;
@@ -418,11 +451,13 @@ test_resp_header(void)
 	CHECK(strstr(buf_str(&r.head), "X-Bad") == NULL);
 	CHECK(strstr(buf_str(&r.head), "Cache-Control: no-store\r\n") != NULL);
 	CHECK(resp_cookie(&r, "c", "v1", 600) == 0);
-	CHECK(strstr(buf_str(&r.head), "Set-Cookie: c=v1; Path=/; Max-Age=600; "
-	    "HttpOnly; Secure; SameSite=Lax\r\n") != NULL);
+	CHECK(strstr(buf_str(&r.head),
+		  "Set-Cookie: c=v1; Path=/; Max-Age=600; "
+		  "HttpOnly; Secure; SameSite=Lax\r\n") != NULL);
 	CHECK(resp_cookie(&r, "c", NULL, 600) == 0);
-	CHECK(strstr(buf_str(&r.head), "Set-Cookie: c=; Path=/; Max-Age=0; "
-	    "HttpOnly; Secure; SameSite=Lax\r\n") != NULL);
+	CHECK(strstr(buf_str(&r.head),
+		  "Set-Cookie: c=; Path=/; Max-Age=0; "
+		  "HttpOnly; Secure; SameSite=Lax\r\n") != NULL);
 	resp_free(&r);
 }
 
@@ -434,7 +469,8 @@ test_html_escape(void)
 	} t[] = {
 		{ "", "" },
 		{ "plain", "plain" },
-		{ "<script>alert('x')</script>", "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" },
+		{ "<script>alert('x')</script>",
+		    "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" },
 		{ "a&b\"c", "a&amp;b&quot;c" },
 	};
 	struct buf b;
@@ -447,10 +483,12 @@ test_html_escape(void)
 		buf_free(&b);
 	}
 	buf_init(&b, LIM_PAGE);
-	CHECK(html_page(&b, "T<1>", "<p>%s and %s, 100%%</p>", "<b>", NULL) == 0);
+	CHECK(
+	    html_page(&b, "T<1>", "<p>%s and %s, 100%%</p>", "<b>", NULL) == 0);
 	CHECK(strstr(buf_str(&b), "<title>T&lt;1&gt;</title>") != NULL);
 	CHECK(strstr(buf_str(&b), "<p>&lt;b&gt; and , 100%</p>") != NULL);
-	CHECK(strstr(buf_str(&b), "<link rel=\"icon\" href=\"data:,\">") != NULL);
+	CHECK(
+	    strstr(buf_str(&b), "<link rel=\"icon\" href=\"data:,\">") != NULL);
 	CHECK(strncmp(buf_str(&b), "<!DOCTYPE html>", 15) == 0);
 	buf_free(&b);
 }
@@ -473,7 +511,8 @@ test_conf_validators(void)
 		{ conf_valid_scopes, "Chat:write", 0 },
 		{ conf_valid_scopes, "a, b", 0 },
 		{ conf_valid_slack_url, "https://slack.com/api/", 1 },
-		{ conf_valid_slack_url, "https://slack-gov.com/oauth/v2/authorize", 1 },
+		{ conf_valid_slack_url,
+		    "https://slack-gov.com/oauth/v2/authorize", 1 },
 		{ conf_valid_slack_url, "http://127.0.0.1:8081/api/", 1 },
 		{ conf_valid_slack_url, "http://127.1.2.3/api/", 1 },
 		{ conf_valid_slack_url, "http://localhost:9/api/", 1 },
@@ -528,11 +567,15 @@ test_conf_file(void)
 		{ "", NULL },
 		{ "# comment\n\n  \t\nSLACK_CLIENT_ID = 1.2\n", NULL },
 		{ "SLACK_CLIENT_ID=1.2\r\nSLACK_SCOPES =chat:write\r\n", NULL },
-		{ "SLACK_CLIENT_ID = 1.2\nbogus line\n", "f.conf:2: expected KEY = value" },
+		{ "SLACK_CLIENT_ID = 1.2\nbogus line\n",
+		    "f.conf:2: expected KEY = value" },
 		{ "\n\nSLACK_NOPE = 1\n", "f.conf:3: unknown key" },
-		{ "SLACK_CLIENT_ID = 1\nSLACK_CLIENT_ID = 2\n", "f.conf:2: key given twice" },
+		{ "SLACK_CLIENT_ID = 1\nSLACK_CLIENT_ID = 2\n",
+		    "f.conf:2: key given twice" },
 		{ "slack_client_id = 1\n", "f.conf:1: unknown key" },
-		{ "SLACK_CLIENT_ID = a\x01" "b\n", "f.conf:1: control character in value" },
+		{ "SLACK_CLIENT_ID = a\x01"
+		  "b\n",
+		    "f.conf:1: control character in value" },
 		{ "= 1\n", "f.conf:1: unknown key" },
 	};
 	char *vals[CONF__MAX], err[256];
@@ -541,8 +584,8 @@ test_conf_file(void)
 
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		err[0] = '\0';
-		int rc = conf_parse_file("f.conf", t[i].text, strlen(t[i].text), vals,
-		    err, sizeof(err));
+		int rc = conf_parse_file("f.conf", t[i].text, strlen(t[i].text),
+		    vals, err, sizeof(err));
 		if (t[i].err == NULL)
 			CHECK(rc == 0);
 		else {
@@ -552,12 +595,13 @@ test_conf_file(void)
 		for (k = 0; k < CONF__MAX; k++)
 			free(vals[k]);
 	}
-	CHECK(conf_parse_file("f.conf", "SLACK_CLIENT_ID = 1.2 \n", 23, vals, err,
-	    sizeof(err)) == 0);
+	CHECK(conf_parse_file("f.conf", "SLACK_CLIENT_ID = 1.2 \n", 23, vals,
+		  err, sizeof(err)) == 0);
 	CHECK_STR(vals[CONF_CLIENT_ID], "1.2");
 	for (k = 0; k < CONF__MAX; k++)
 		free(vals[k]);
-	CHECK(conf_parse_file("f.conf", "A\0B", 3, vals, err, sizeof(err)) == -1);
+	CHECK(
+	    conf_parse_file("f.conf", "A\0B", 3, vals, err, sizeof(err)) == -1);
 }
 
 /* The request parameters of a fake request, for conf_load. */
@@ -583,19 +627,22 @@ test_conf_load(void)
 	snprintf(path, sizeof(path), "%s/slack-oauth.conf", dir);
 	f = fopen(path, "w");
 	fputs("SLACK_CLIENT_ID = from-file\nSLACK_SCOPES = file:scope\n"
-	    "SLACK_STATE_TTL = 120\n", f);
+	      "SLACK_STATE_TTL = 120\n",
+	    f);
 	fclose(f);
 	chmod(path, 0600);
 
-	const char *p1[] = { "SLACK_OAUTH_CONFIG", path, "SLACK_SCOPES", "req:scope",
-		NULL };
+	const char *p1[] = { "SLACK_OAUTH_CONFIG", path, "SLACK_SCOPES",
+		"req:scope", NULL };
 	setenv("SLACK_SCOPES", "env:scope", 1);
 	setenv("SLACK_STATE_TTL", "300", 1);
-	CHECK(conf_load(&c, params, p1, CONF_NEED_SCOPES, err, sizeof(err)) == 0);
-	CHECK_STR(c.v[CONF_SCOPES], "req:scope");         /* request > env */
-	CHECK_STR(c.v[CONF_CLIENT_ID], "from-file");      /* file */
-	CHECK(c.ttl == 300);                              /* env > file */
-	CHECK_STR(c.v[CONF_STATE_COOKIE], "slack-app-oauth-state"); /* default */
+	CHECK(
+	    conf_load(&c, params, p1, CONF_NEED_SCOPES, err, sizeof(err)) == 0);
+	CHECK_STR(c.v[CONF_SCOPES], "req:scope");    /* request > env */
+	CHECK_STR(c.v[CONF_CLIENT_ID], "from-file"); /* file */
+	CHECK(c.ttl == 300);                         /* env > file */
+	CHECK_STR(
+	    c.v[CONF_STATE_COOKIE], "slack-app-oauth-state"); /* default */
 	CHECK(c.timeout == 10 && c.direct == 0);
 	conf_free(&c);
 	unsetenv("SLACK_SCOPES");
@@ -611,13 +658,15 @@ test_conf_load(void)
 
 	const char *p3[] = { "SLACK_OAUTH_CONFIG", path, "SLACK_CLIENT_SECRET",
 		"s3cr3t value", NULL };
-	CHECK(conf_load(&c, params, p3, CONF_NEED_SECRET, err, sizeof(err)) == -1);
+	CHECK(conf_load(&c, params, p3, CONF_NEED_SECRET, err, sizeof(err)) ==
+	    -1);
 	CHECK(strstr(err, "SLACK_CLIENT_SECRET") != NULL);
 	CHECK(strstr(err, "s3cr3t") == NULL);
 	conf_free(&c);
 
 	const char *p4[] = { "SLACK_OAUTH_CONFIG", path, NULL };
-	CHECK(conf_load(&c, params, p4, CONF_NEED_SECRET, err, sizeof(err)) == -1);
+	CHECK(conf_load(&c, params, p4, CONF_NEED_SECRET, err, sizeof(err)) ==
+	    -1);
 	CHECK_STR(err, "SLACK_CLIENT_SECRET: missing");
 	conf_free(&c);
 
@@ -637,7 +686,8 @@ test_conf_load(void)
 	CHECK(strstr(err, "abc") == NULL);
 	conf_free(&c);
 	chmod(path, 0640);
-	CHECK(conf_load(&c, params, p4, CONF_NEED_SECRET, err, sizeof(err)) == 0);
+	CHECK(
+	    conf_load(&c, params, p4, CONF_NEED_SECRET, err, sizeof(err)) == 0);
 	CHECK_STR(c.v[CONF_CLIENT_SECRET], "abc");
 	conf_free(&c);
 
@@ -671,65 +721,92 @@ test_slack_parse_access(void)
 		int is_ent;
 		int64_t bot_exp, user_exp;
 	} t[] = {
-		{ "bot", ACCESS("\"access_token\":\"xoxb-1\",\"token_type\":\"bot\","
-		    "\"scope\":\"chat:write,commands\",\"bot_user_id\":\"U0BOT\","
-		    "\"team\":{\"id\":\"T1\",\"name\":\"Ex\"},\"enterprise\":null,"
-		    "\"is_enterprise_install\":false,\"authed_user\":{\"id\":\"U1\"}"),
+		{ "bot",
+		    ACCESS(
+			"\"access_token\":\"xoxb-1\",\"token_type\":\"bot\","
+			"\"scope\":\"chat:write,commands\",\"bot_user_id\":\"U0BOT\","
+			"\"team\":{\"id\":\"T1\",\"name\":\"Ex\"},\"enterprise\":null,"
+			"\"is_enterprise_install\":false,\"authed_user\":{\"id\":\"U1\"}"),
 		    SLACK_OK, "T1", NULL, "xoxb-1", NULL, "U1", NULL, 0, 0, 0 },
-		{ "user", ACCESS("\"access_token\":\"xoxb-1\",\"token_type\":\"bot\","
-		    "\"scope\":\"a\",\"bot_user_id\":\"U0BOT\",\"team\":{\"id\":\"T1\"},"
-		    "\"authed_user\":{\"id\":\"U1\",\"scope\":\"search:read\","
-		    "\"access_token\":\"xoxp-1\",\"token_type\":\"user\"}"),
-		    SLACK_OK, "T1", NULL, "xoxb-1", "xoxp-1", "U1", NULL, 0, 0, 0 },
-		{ "user only", ACCESS("\"team\":{\"id\":\"T1\"},\"authed_user\":{"
-		    "\"id\":\"U1\",\"scope\":\"search:read\",\"access_token\":\"xoxp-1\","
-		    "\"token_type\":\"user\"}"),
+		{ "user",
+		    ACCESS(
+			"\"access_token\":\"xoxb-1\",\"token_type\":\"bot\","
+			"\"scope\":\"a\",\"bot_user_id\":\"U0BOT\",\"team\":{\"id\":\"T1\"},"
+			"\"authed_user\":{\"id\":\"U1\",\"scope\":\"search:read\","
+			"\"access_token\":\"xoxp-1\",\"token_type\":\"user\"}"),
+		    SLACK_OK, "T1", NULL, "xoxb-1", "xoxp-1", "U1", NULL, 0, 0,
+		    0 },
+		{ "user only",
+		    ACCESS(
+			"\"team\":{\"id\":\"T1\"},\"authed_user\":{"
+			"\"id\":\"U1\",\"scope\":\"search:read\",\"access_token\":\"xoxp-1\","
+			"\"token_type\":\"user\"}"),
 		    SLACK_OK, "T1", NULL, NULL, "xoxp-1", "U1", NULL, 0, 0, 0 },
-		{ "webhook", ACCESS("\"access_token\":\"xoxb-1\",\"scope\":\"incoming-webhook\","
-		    "\"bot_user_id\":\"U0BOT\",\"team\":{\"id\":\"T1\"},\"authed_user\":"
-		    "{\"id\":\"U1\"},\"incoming_webhook\":{\"channel\":\"#a\","
-		    "\"channel_id\":\"C1\",\"configuration_url\":\"https://x/c\","
-		    "\"url\":\"https://hooks.slack.com/services/T/B/x\"}"),
+		{ "webhook",
+		    ACCESS(
+			"\"access_token\":\"xoxb-1\",\"scope\":\"incoming-webhook\","
+			"\"bot_user_id\":\"U0BOT\",\"team\":{\"id\":\"T1\"},\"authed_user\":"
+			"{\"id\":\"U1\"},\"incoming_webhook\":{\"channel\":\"#a\","
+			"\"channel_id\":\"C1\",\"configuration_url\":\"https://x/c\","
+			"\"url\":\"https://hooks.slack.com/services/T/B/x\"}"),
 		    SLACK_OK, "T1", NULL, "xoxb-1", NULL, "U1",
 		    "https://hooks.slack.com/services/T/B/x", 0, 0, 0 },
-		{ "org", ACCESS("\"access_token\":\"xoxb-1\",\"scope\":\"users:read\","
-		    "\"bot_user_id\":\"W0BOT\",\"team\":null,\"enterprise\":{\"id\":\"E1\","
-		    "\"name\":\"Org\"},\"is_enterprise_install\":true,\"authed_user\":"
-		    "{\"id\":\"W1\"}"),
+		{ "org",
+		    ACCESS(
+			"\"access_token\":\"xoxb-1\",\"scope\":\"users:read\","
+			"\"bot_user_id\":\"W0BOT\",\"team\":null,\"enterprise\":{\"id\":\"E1\","
+			"\"name\":\"Org\"},\"is_enterprise_install\":true,\"authed_user\":"
+			"{\"id\":\"W1\"}"),
 		    SLACK_OK, NULL, "E1", "xoxb-1", NULL, "W1", NULL, 1, 0, 0 },
-		{ "rotation", ACCESS("\"access_token\":\"xoxe.xoxb-1\",\"expires_in\":43200,"
-		    "\"refresh_token\":\"xoxe-1-r\",\"scope\":\"commands\",\"bot_user_id\":"
-		    "\"U0BOT\",\"team\":{\"id\":\"T1\"},\"authed_user\":{\"id\":\"U1\","
-		    "\"access_token\":\"xoxe.xoxp-1\",\"expires_in\":43200,"
-		    "\"refresh_token\":\"xoxe-1-u\"}"),
-		    SLACK_OK, "T1", NULL, "xoxe.xoxb-1", "xoxe.xoxp-1", "U1", NULL, 0,
-		    1000 + 43200, 1000 + 43200 },
+		{ "rotation",
+		    ACCESS(
+			"\"access_token\":\"xoxe.xoxb-1\",\"expires_in\":43200,"
+			"\"refresh_token\":\"xoxe-1-r\",\"scope\":\"commands\",\"bot_user_id\":"
+			"\"U0BOT\",\"team\":{\"id\":\"T1\"},\"authed_user\":{\"id\":\"U1\","
+			"\"access_token\":\"xoxe.xoxp-1\",\"expires_in\":43200,"
+			"\"refresh_token\":\"xoxe-1-u\"}"),
+		    SLACK_OK, "T1", NULL, "xoxe.xoxb-1", "xoxe.xoxp-1", "U1",
+		    NULL, 0, 1000 + 43200, 1000 + 43200 },
 		{ "invalid_code", "{\"ok\":false,\"error\":\"invalid_code\"}",
 		    SLACK_BAD_CODE },
-		{ "code_already_used", "{\"ok\":false,\"error\":\"code_already_used\"}",
+		{ "code_already_used",
+		    "{\"ok\":false,\"error\":\"code_already_used\"}",
 		    SLACK_BAD_CODE },
-		{ "bad secret", "{\"ok\":false,\"error\":\"bad_client_secret\"}",
+		{ "bad secret",
+		    "{\"ok\":false,\"error\":\"bad_client_secret\"}",
 		    SLACK_CONFIG },
-		{ "ratelimited", "{\"ok\":false,\"error\":\"ratelimited\"}", SLACK_FAIL },
+		{ "ratelimited", "{\"ok\":false,\"error\":\"ratelimited\"}",
+		    SLACK_FAIL },
 		{ "no error", "{\"ok\":false}", SLACK_FAIL },
 		{ "not json", "<html>", SLACK_FAIL },
 		{ "array", "[1]", SLACK_FAIL },
 		{ "ok string", "{\"ok\":\"true\"}", SLACK_FAIL },
-		{ "team string", ACCESS("\"access_token\":\"x\",\"team\":\"T1\""), SLACK_FAIL },
-		{ "token number", ACCESS("\"access_token\":5,\"team\":{\"id\":\"T1\"}"),
+		{ "team string",
+		    ACCESS("\"access_token\":\"x\",\"team\":\"T1\""),
 		    SLACK_FAIL },
-		{ "team id number", ACCESS("\"access_token\":\"x\",\"team\":{\"id\":1}"),
+		{ "token number",
+		    ACCESS("\"access_token\":5,\"team\":{\"id\":\"T1\"}"),
 		    SLACK_FAIL },
-		{ "expires string", ACCESS("\"access_token\":\"x\",\"expires_in\":\"1\","
-		    "\"team\":{\"id\":\"T1\"}"), SLACK_FAIL },
+		{ "team id number",
+		    ACCESS("\"access_token\":\"x\",\"team\":{\"id\":1}"),
+		    SLACK_FAIL },
+		{ "expires string",
+		    ACCESS("\"access_token\":\"x\",\"expires_in\":\"1\","
+			   "\"team\":{\"id\":\"T1\"}"),
+		    SLACK_FAIL },
 		{ "no token", ACCESS("\"team\":{\"id\":\"T1\"}"), SLACK_FAIL },
 		{ "no team", ACCESS("\"access_token\":\"x\""), SLACK_FAIL },
-		{ "no app", "{\"ok\":true,\"access_token\":\"x\",\"team\":{\"id\":\"T1\"}}",
+		{ "no app",
+		    "{\"ok\":true,\"access_token\":\"x\",\"team\":{\"id\":\"T1\"}}",
 		    SLACK_FAIL },
-		{ "bool type", ACCESS("\"access_token\":\"x\",\"team\":{\"id\":\"T1\"},"
-		    "\"is_enterprise_install\":1"), SLACK_FAIL },
-		{ "team id with newline", ACCESS("\"access_token\":\"x\",\"team\":"
-		    "{\"id\":\"T1\\nX\"}"), SLACK_FAIL },
+		{ "bool type",
+		    ACCESS("\"access_token\":\"x\",\"team\":{\"id\":\"T1\"},"
+			   "\"is_enterprise_install\":1"),
+		    SLACK_FAIL },
+		{ "team id with newline",
+		    ACCESS("\"access_token\":\"x\",\"team\":"
+			   "{\"id\":\"T1\\nX\"}"),
+		    SLACK_FAIL },
 	};
 	struct installation in;
 	char why[256];
@@ -737,8 +814,8 @@ test_slack_parse_access(void)
 
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		t_case = t[i].name;
-		enum slack_res r = slack_parse_access(t[i].json, strlen(t[i].json), 1000,
-		    &in, why, sizeof(why));
+		enum slack_res r = slack_parse_access(
+		    t[i].json, strlen(t[i].json), 1000, &in, why, sizeof(why));
 		CHECK(r == t[i].res);
 		if (r == SLACK_OK) {
 			CHECK_STR(in.app_id, "A0APP0001");
@@ -753,7 +830,8 @@ test_slack_parse_access(void)
 			CHECK(in.user_expires_at == t[i].user_exp);
 			CHECK_STR(in.oauth_response, t[i].json);
 		} else {
-			CHECK(in.bot_token == NULL && in.oauth_response == NULL);
+			CHECK(
+			    in.bot_token == NULL && in.oauth_response == NULL);
 			CHECK(why[0] != '\0');
 		}
 		installation_free(&in);
@@ -761,7 +839,7 @@ test_slack_parse_access(void)
 	t_case = "test_slack_parse_access";
 }
 
-#define AUTH_TEST(json, in, why) \
+#define AUTH_TEST(json, in, why)                                               \
 	slack_parse_auth_test(json, strlen(json), in, why, sizeof(why))
 
 static void
@@ -772,15 +850,18 @@ test_slack_parse_auth_test(void)
 
 	memset(&in, 0, sizeof(in));
 	CHECK(AUTH_TEST("{\"ok\":true,\"bot_id\":\"B1\",\"url\":"
-	    "\"https://x.slack.com/\"}", &in, why) == 0);
+			"\"https://x.slack.com/\"}",
+		  &in, why) == 0);
 	CHECK_STR(in.bot_id, "B1");
 	CHECK_STR(in.enterprise_url, NULL); /* only for org-wide installs */
 	in.is_enterprise_install = 1;
 	CHECK(AUTH_TEST("{\"ok\":true,\"bot_id\":\"B2\",\"url\":"
-	    "\"https://o.enterprise.slack.com/\"}", &in, why) == 0);
+			"\"https://o.enterprise.slack.com/\"}",
+		  &in, why) == 0);
 	CHECK_STR(in.bot_id, "B2");
 	CHECK_STR(in.enterprise_url, "https://o.enterprise.slack.com/");
-	CHECK(AUTH_TEST("{\"ok\":false,\"error\":\"invalid_auth\"}", &in, why) == -1);
+	CHECK(AUTH_TEST(
+		  "{\"ok\":false,\"error\":\"invalid_auth\"}", &in, why) == -1);
 	CHECK_STR(why, "auth.test: invalid_auth");
 	CHECK(AUTH_TEST("{\"ok\":true,\"bot_id\":7}", &in, why) == -1);
 	CHECK(AUTH_TEST("nope", &in, why) == -1);
@@ -791,8 +872,8 @@ test_slack_parse_auth_test(void)
 static void
 test_state_and_store(void)
 {
-	char dir[] = "/tmp/unitdbXXXXXX", path[256], err[256], s[STATE_CHARS + 1],
-	     s2[STATE_CHARS + 1];
+	char dir[] = "/tmp/unitdbXXXXXX", path[256], err[256],
+	     s[STATE_CHARS + 1], s2[STATE_CHARS + 1];
 	struct installation in;
 	struct db *db;
 	struct stat st;
@@ -859,11 +940,13 @@ test_state_and_store(void)
 	db_close(db);
 
 	CHECK(sqlite3_open(path, &h) == SQLITE_OK);
-	CHECK(sqlite3_prepare_v2(h, "select user_id, enterprise_id, bot_token_expires_at, "
-	    "user_token_expires_at, is_enterprise_install, length(installed_at) "
-	    "from slack_installations where client_id = 'cid' and enterprise_id = '' "
-	    "and team_id = 'T1' order by installed_at desc limit 1", -1, &q,
-	    NULL) == SQLITE_OK);
+	CHECK(
+	    sqlite3_prepare_v2(h,
+		"select user_id, enterprise_id, bot_token_expires_at, "
+		"user_token_expires_at, is_enterprise_install, length(installed_at) "
+		"from slack_installations where client_id = 'cid' and enterprise_id = '' "
+		"and team_id = 'T1' order by installed_at desc limit 1",
+		-1, &q, NULL) == SQLITE_OK);
 	CHECK(sqlite3_step(q) == SQLITE_ROW);
 	CHECK_STR((const char *)sqlite3_column_text(q, 0), "U2");
 	CHECK_STR((const char *)sqlite3_column_text(q, 1), "");
@@ -872,14 +955,17 @@ test_state_and_store(void)
 	CHECK(sqlite3_column_int(q, 4) == 0);
 	CHECK(sqlite3_column_int(q, 5) == 26);
 	sqlite3_finalize(q);
-	CHECK(sqlite3_prepare_v2(h, "select count(*), min(bot_id) from slack_bots", -1,
-	    &q, NULL) == SQLITE_OK);
+	CHECK(sqlite3_prepare_v2(h,
+		  "select count(*), min(bot_id) from slack_bots", -1, &q,
+		  NULL) == SQLITE_OK);
 	CHECK(sqlite3_step(q) == SQLITE_ROW);
 	CHECK(sqlite3_column_int(q, 0) == 2);
 	CHECK_STR((const char *)sqlite3_column_text(q, 1), "B1");
 	sqlite3_finalize(q);
-	CHECK(sqlite3_prepare_v2(h, "pragma user_version", -1, &q, NULL) == SQLITE_OK);
-	CHECK(sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == DB_VERSION);
+	CHECK(sqlite3_prepare_v2(h, "pragma user_version", -1, &q, NULL) ==
+	    SQLITE_OK);
+	CHECK(sqlite3_step(q) == SQLITE_ROW &&
+	    sqlite3_column_int(q, 0) == DB_VERSION);
 	sqlite3_finalize(q);
 	sqlite3_close(h);
 
@@ -908,25 +994,30 @@ test_db_adopts_sdk_tables(void)
 	snprintf(path, sizeof(path), "%s/sdk.db", dir);
 	CHECK(sqlite3_open(path, &h) == SQLITE_OK);
 	/* The SDK's own table, as its create_tables() makes it (abridged). */
-	CHECK(sqlite3_exec(h, "create table slack_installations (id integer primary "
-	    "key autoincrement, client_id text not null, app_id text not null, "
-	    "enterprise_id text not null default '', enterprise_name text, "
-	    "enterprise_url text, team_id text not null default '', team_name text, "
-	    "bot_token text, bot_id text, bot_user_id text, bot_scopes text, "
-	    "bot_refresh_token text, bot_token_expires_at datetime, user_id text not "
-	    "null, user_token text, user_scopes text, user_refresh_token text, "
-	    "user_token_expires_at datetime, incoming_webhook_url text, "
-	    "incoming_webhook_channel text, incoming_webhook_channel_id text, "
-	    "incoming_webhook_configuration_url text, is_enterprise_install boolean "
-	    "not null default 0, token_type text, installed_at datetime not null "
-	    "default current_timestamp); insert into slack_installations (client_id, "
-	    "app_id, user_id) values ('c', 'A', 'U');", NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(
+	    sqlite3_exec(h,
+		"create table slack_installations (id integer primary "
+		"key autoincrement, client_id text not null, app_id text not null, "
+		"enterprise_id text not null default '', enterprise_name text, "
+		"enterprise_url text, team_id text not null default '', team_name text, "
+		"bot_token text, bot_id text, bot_user_id text, bot_scopes text, "
+		"bot_refresh_token text, bot_token_expires_at datetime, user_id text not "
+		"null, user_token text, user_scopes text, user_refresh_token text, "
+		"user_token_expires_at datetime, incoming_webhook_url text, "
+		"incoming_webhook_channel text, incoming_webhook_channel_id text, "
+		"incoming_webhook_configuration_url text, is_enterprise_install boolean "
+		"not null default 0, token_type text, installed_at datetime not null "
+		"default current_timestamp); insert into slack_installations (client_id, "
+		"app_id, user_id) values ('c', 'A', 'U');",
+		NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(h);
 	CHECK((db = db_open(path, &rc, err, sizeof(err))) != NULL);
 	db_close(db);
 	CHECK(sqlite3_open(path, &h) == SQLITE_OK);
-	CHECK(sqlite3_exec(h, "select oauth_response, auth_test_response from "
-	    "slack_installations", NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(sqlite3_exec(h,
+		  "select oauth_response, auth_test_response from "
+		  "slack_installations",
+		  NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(h);
 	char cmd[512];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -943,11 +1034,14 @@ test_db_redact(void)
 		{ "/p:a@b/x.db", "/p:a@b/x.db" },
 		{ "postgresql://host/db", "postgresql://host/db" },
 		{ "postgresql://u@host/db", "postgresql://u@host/db" },
-		{ "postgresql://u:s3cret@host:5432/db", "postgresql://u:***@host:5432/db" },
+		{ "postgresql://u:s3cret@host:5432/db",
+		    "postgresql://u:***@host:5432/db" },
 		{ "postgres://u:p@h/db?sslmode=verify-full&password=x&a=b",
 		    "postgres://u:***@h/db?sslmode=verify-full&password=***&a=b" },
-		{ "postgresql:///db?password=pw", "postgresql:///db?password=***" },
-		{ "postgresql://h/db?xpassword=1", "postgresql://h/db?xpassword=1" },
+		{ "postgresql:///db?password=pw",
+		    "postgresql:///db?password=***" },
+		{ "postgresql://h/db?xpassword=1",
+		    "postgresql://h/db?xpassword=1" },
 	};
 	char out[256];
 	size_t i;

@@ -11,7 +11,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int k;
 
 	if (conf_parse_file("fuzz.conf", (const char *)data, size, vals, err,
-	    sizeof(err)) == 0)
+		sizeof(err)) == 0)
 		for (k = 0; k < CONF__MAX; k++) {
 			if (vals[k] != NULL) {
 				conf_valid_scopes(vals[k]);

@@ -86,7 +86,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	setup();
 	memset(&v, 0, sizeof(v));
 	for (line = strtok_r(text, "\n", &save); line != NULL && v.n < MAXVARS;
-	    line = strtok_r(NULL, "\n", &save)) {
+	     line = strtok_r(NULL, "\n", &save)) {
 		if ((eq = strchr(line, '=')) == NULL)
 			continue;
 		*eq = '\0';
@@ -105,7 +105,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (c.resp.status < 200 || c.resp.status > 599)
 			abort();
 		for (i = 0; i + 1 < (int)c.resp.head.len; i++)
-			if ((c.resp.head.p[i] == '\r') != (c.resp.head.p[i + 1] == '\n'))
+			if ((c.resp.head.p[i] == '\r') !=
+			    (c.resp.head.p[i + 1] == '\n'))
 				abort();
 		resp_free(&c.resp);
 	}

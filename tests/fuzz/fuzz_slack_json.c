@@ -13,7 +13,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char why[384];
 	const char *json = (const char *)data;
 
-	if (slack_parse_access(json, size, 1000, &in, why, sizeof(why)) == SLACK_OK)
+	if (slack_parse_access(json, size, 1000, &in, why, sizeof(why)) ==
+	    SLACK_OK)
 		in.is_enterprise_install = 1;
 	slack_parse_auth_test(json, size, &in, why, sizeof(why));
 	installation_free(&in);

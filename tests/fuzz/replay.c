@@ -30,7 +30,8 @@ replay_file(const char *path)
 	if (f == NULL)
 		return -1;
 	do {
-		if (n == cap && (buf = realloc(buf, cap = cap ? cap * 2 : 4096)) == NULL)
+		if (n == cap &&
+		    (buf = realloc(buf, cap = cap ? cap * 2 : 4096)) == NULL)
 			abort();
 		r = fread(buf + n, 1, cap - n, f);
 		n += r;
@@ -58,7 +59,8 @@ main(int argc, char **argv)
 		while ((e = readdir(d)) != NULL) {
 			if (e->d_name[0] == '.')
 				continue;
-			snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
+			snprintf(
+			    path, sizeof(path), "%s/%s", argv[i], e->d_name);
 			if (replay_file(path) == 0)
 				count++;
 		}
