@@ -270,6 +270,21 @@ loop(void *arg)
 	return NULL;
 }
 
+/* Parses s as a decimal integer in [min, max], nothing around it. */
+static int
+number(const char *s, long min, long max, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -277,10 +292,10 @@ main(int argc, char **argv)
 	pthread_t t;
 
 	while ((opt = getopt(argc, argv, "p:t:")) != -1) {
-		if (opt == 'p')
-			port = atoi(optarg);
-		else if (opt == 't')
-			threads = atoi(optarg);
+		if (opt == 'p' && number(optarg, 0, 65535, &port) == 0)
+			continue;
+		else if (opt == 't' && number(optarg, 1, 64, &threads) == 0)
+			continue;
 		else {
 			fprintf(stderr,
 			    "usage: fake_slack [-p PORT] [-t THREADS]\n");

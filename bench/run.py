@@ -30,6 +30,7 @@ Python 3 standard library only.
 """
 
 import argparse
+import functools
 import datetime
 import grp
 import os
@@ -37,7 +38,6 @@ import platform
 import pwd
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -47,6 +47,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+import testlib  # noqa: E402
+from testlib import free_port, port_open, stop_processes  # noqa: E402
 
 CLIENT_ID = "123456789012.1234567890123"
 SECRET = "bench-client-secret-0123456789abcdef"
@@ -66,29 +69,7 @@ class Fail(Exception):
     pass
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for(pred, what, timeout=10.0):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        try:
-            if pred():
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise Fail("timed out waiting for " + what)
-
-
-def port_open(port):
-    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-        return True
+wait_for = functools.partial(testlib.wait_for, exc=Fail)
 
 
 # ------------------------------------------------------------ /proc
@@ -396,29 +377,7 @@ class World:
         self.groups["nginx"] = [ng.pid] + children_of(ng.pid)
 
     def stop(self):
-        for pf in self.pidfiles:
-            try:
-                with open(pf) as f:
-                    pids = [int(x) for x in f.read().split()]
-            except (OSError, ValueError):
-                continue
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                try:
-                    p.send_signal(signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for p in self.procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(self.procs, self.pidfiles)
         self.procs = []
 
     def cleanup(self):

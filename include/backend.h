@@ -70,9 +70,11 @@ struct backend {
 	    const struct installation *);
 	/* Rows in both installation tables, any client id, or <0. */
 	long (*rows)(struct db *);
-	/* A write transaction around several put_row: TX_BEGIN, TX_COMMIT
-	 * (rolls back when it fails) or TX_ROLLBACK. */
-	int (*tx)(struct db *, int op);
+	/* A write transaction around several put_row; commit rolls back
+	 * when it fails. */
+	int (*begin)(struct db *);
+	int (*commit)(struct db *);
+	void (*rollback)(struct db *);
 };
 
 extern const struct backend backend_sqlite;

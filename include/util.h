@@ -36,6 +36,12 @@ long pct_decode(const char *s, size_t n, char *out, size_t cap);
 /* Appends s percent-encoded (all but ALPHA DIGIT - . _ ~). 0 or -1. */
 int pct_encode(struct buf *, const char *s);
 
+/* Writes n bytes as 2n lowercase hex digits and a NUL into out. */
+void hex_encode(const unsigned char *in, size_t n, char *out);
+
+/* Decodes exactly 2n hex digits of s into out. 0, or -1 on anything else. */
+int hex_decode(const char *s, unsigned char *out, size_t n);
+
 /* Returns 1 if s holds a byte < 0x20 or 0x7f, else 0. */
 int has_ctl(const char *s);
 

@@ -214,6 +214,21 @@ changed(struct db *db, const char *sql, int n, const char *const *params)
 	return k;
 }
 
+/* Runs a query of one number, returning it, or -1. */
+static long
+number(struct db *db, const char *sql, int n, const char *const *params)
+{
+	PGresult *r;
+	long v;
+	int rc;
+
+	if ((r = run(db, sql, n, params, &rc)) == NULL)
+		return -1;
+	v = pq.ntuples(r) == 1 ? strtol(pq.getvalue(r, 0, 0), NULL, 10) : -1;
+	pq.clear(r);
+	return v;
+}
+
 static char *
 val(PGresult *r, int row, int col)
 {
@@ -395,8 +410,7 @@ migrate(struct db *db, char *err, size_t errlen)
 			rc = DB_ERR;
 			goto fail;
 		}
-		for (int i = 0; i < 32; i++)
-			snprintf(hex + 2 * i, 3, "%02x", key[i]);
+		hex_encode(key, sizeof(key), hex);
 		explicit_bzero(key, sizeof(key));
 		fmt_i64(now, sizeof(now), now_unix());
 		p[0] = hex, p[1] = now;
@@ -494,36 +508,19 @@ static int
 pg_state_key(struct db *db, unsigned char key[32])
 {
 	PGresult *r;
-	const char *h;
-	int rc, i, hi, lo;
+	int rc;
 
 	if ((r = run(db,
 		 "SELECT encode(key, 'hex') FROM slack_oauth_keys "
 		 "WHERE id = 1",
 		 0, NULL, &rc)) == NULL)
 		return rc;
-	rc = DB_ERR;
-	if (pq.ntuples(r) == 1 && strlen(h = pq.getvalue(r, 0, 0)) == 64) {
-		for (i = 0; i < 32; i++) {
-			hi = h[2 * i] <= '9' ? h[2 * i] - '0'
-					     : h[2 * i] - 'a' + 10;
-			lo = h[2 * i + 1] <= '9' ? h[2 * i + 1] - '0'
-						 : h[2 * i + 1] - 'a' + 10;
-			key[i] = (unsigned char)(hi << 4 | lo);
-		}
-		rc = DB_OK;
-	}
+	rc =
+	    pq.ntuples(r) == 1 && hex_decode(pq.getvalue(r, 0, 0), key, 32) == 0
+	    ? DB_OK
+	    : DB_ERR;
 	pq.clear(r);
 	return rc;
-}
-
-static void
-to_hex(const unsigned char *p, size_t n, char *out)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		snprintf(out + 2 * i, 3, "%02x", p[i]);
 }
 
 static int
@@ -534,7 +531,7 @@ pg_state_use(struct db *db, const unsigned char hash[32], int64_t expires_at,
 	const char *p[3] = { hex, exp, nw };
 	long n;
 
-	to_hex(hash, 32, hex);
+	hex_encode(hash, 32, hex);
 	fmt_i64(exp, sizeof(exp), expires_at);
 	fmt_i64(nw, sizeof(nw), now);
 	/* One statement: exactly one of any number of concurrent requests,
@@ -728,18 +725,10 @@ static long
 pg_count(struct db *db, const char *client_id)
 {
 	const char *p[1] = { client_id };
-	PGresult *r;
-	long n;
-	int rc;
 
-	if ((r = run(db,
-		 "SELECT count(*) FROM slack_installations WHERE "
-		 "client_id = $1",
-		 1, p, &rc)) == NULL)
-		return -1;
-	n = (long)num(r, 0, 0);
-	pq.clear(r);
-	return n;
+	return number(db,
+	    "SELECT count(*) FROM slack_installations WHERE client_id = $1", 1,
+	    p);
 }
 
 /* Runs a query of (text, bigint) for one row into *s and *t: 1 found,
@@ -1072,32 +1061,10 @@ pg_put_row(struct db *db, int bots, const char *client_id,
 static long
 pg_rows(struct db *db)
 {
-	PGresult *r;
-	long n;
-	int rc;
-
-	if ((r = run(db,
-		 "SELECT (SELECT count(*) FROM slack_installations) + "
-		 "(SELECT count(*) FROM slack_bots)",
-		 0, NULL, &rc)) == NULL)
-		return -1;
-	n = (long)num(r, 0, 0);
-	pq.clear(r);
-	return n;
-}
-
-static int
-pg_tx(struct db *db, int op)
-{
-	switch (op) {
-	case TX_BEGIN:
-		return begin(db);
-	case TX_COMMIT:
-		return commit(db);
-	default:
-		rollback(db);
-		return DB_OK;
-	}
+	return number(db,
+	    "SELECT (SELECT count(*) FROM slack_installations) + "
+	    "(SELECT count(*) FROM slack_bots)",
+	    0, NULL);
 }
 
 const struct backend backend_pg = {
@@ -1124,5 +1091,7 @@ const struct backend backend_pg = {
 	.each = pg_each,
 	.put_row = pg_put_row,
 	.rows = pg_rows,
-	.tx = pg_tx,
+	.begin = begin,
+	.commit = commit,
+	.rollback = rollback,
 };

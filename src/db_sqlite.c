@@ -147,11 +147,10 @@ static const char *const stmts[STMT__MAX] = {
 	    "j.enterprise_id = i.enterprise_id AND j.team_id = i.team_id AND "
 	    "j.user_id = i.user_id ORDER BY j.installed_at DESC, j.id DESC LIMIT 1) "
 	    "AND user_refresh_token IS NOT NULL AND user_token_expires_at <= ?2",
-	[STMT_BOT_LATEST] =
-	    "SELECT id, bot_refresh_token, bot_token_expires_at "
-	    "FROM slack_bots WHERE " KEY NEWEST,
+	[STMT_BOT_LATEST] = "SELECT bot_refresh_token, bot_token_expires_at "
+			    "FROM slack_bots WHERE " KEY NEWEST,
 	[STMT_USER_LATEST] =
-	    "SELECT id, user_refresh_token, user_token_expires_at "
+	    "SELECT user_refresh_token, user_token_expires_at "
 	    "FROM slack_installations WHERE " KEY " AND user_id = ?4" NEWEST,
 	[STMT_BOT_COPY] =
 	    "INSERT INTO slack_bots (client_id, app_id, enterprise_id, "
@@ -928,7 +927,6 @@ sq_refresh_token(struct db *db, const char *client_id, const struct due *d,
 {
 	struct inst_key k;
 	sqlite3_stmt *st;
-	int rc;
 
 	due_key(d, &k);
 	st = sq_stmt(
@@ -936,18 +934,7 @@ sq_refresh_token(struct db *db, const char *client_id, const struct due *d,
 	if (st == NULL || bind_key(st, client_id, &k) != SQLITE_OK ||
 	    (d->user_id != NULL && bind_text(st, 4, d->user_id) != SQLITE_OK))
 		return DB_ERR;
-	*refresh_token = NULL;
-	*expires_at = 0;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW && sqlite3_column_type(st, 1) != SQLITE_NULL) {
-		*refresh_token = col_dup(st, 1);
-		*expires_at = sqlite3_column_int64(st, 2);
-		rc = *refresh_token != NULL ? 1 : DB_ERR;
-	} else
-		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sq_rc(rc);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc;
+	return one_pair(st, refresh_token, expires_at);
 }
 
 /* Runs one copy statement with the refresh bindings. */
@@ -1222,20 +1209,6 @@ sq_rows(struct db *db)
 	return n;
 }
 
-static int
-sq_tx(struct db *db, int op)
-{
-	switch (op) {
-	case TX_BEGIN:
-		return sq_begin_durable(db);
-	case TX_COMMIT:
-		return sq_commit(db);
-	default:
-		sq_rollback(db);
-		return DB_OK;
-	}
-}
-
 const struct backend backend_sqlite = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -1260,5 +1233,7 @@ const struct backend backend_sqlite = {
 	.each = sq_each,
 	.put_row = sq_put_row,
 	.rows = sq_rows,
-	.tx = sq_tx,
+	.begin = sq_begin_durable,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
 };

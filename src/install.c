@@ -79,7 +79,6 @@ handle_install(struct ctx *c)
 		page_method(c, "GET, HEAD");
 		goto out;
 	}
-	c->resp.no_body = req.method == REQ_HEAD;
 	if (confrc == -1) {
 		page_not_configured(c, err);
 		goto out;

@@ -8,8 +8,7 @@ main(void)
 {
 	int rc;
 
-	if (slack_init() == -1)
-		return 1;
+	/* libcurl is initialised by the first request that reaches Slack. */
 	rc = serve("slack-oauth-redirect", handle_redirect);
 	slack_cleanup();
 	return rc;

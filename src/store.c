@@ -147,5 +147,13 @@ store_rows(struct db *db)
 int
 store_tx(struct db *db, int op)
 {
-	return db->be->tx(db, op);
+	switch (op) {
+	case TX_BEGIN:
+		return db->be->begin(db);
+	case TX_COMMIT:
+		return db->be->commit(db);
+	default:
+		db->be->rollback(db);
+		return DB_OK;
+	}
 }

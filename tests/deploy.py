@@ -31,7 +31,6 @@ import grp
 import re
 import shlex
 import shutil
-import signal
 import socket
 import sqlite3
 import ssl
@@ -47,8 +46,10 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import fake_slack  # noqa: E402
 from testlib import (Runner, TestFailure, add_secret, add_secrets,  # noqa: E402
-                     add_state, check, kind_of, record_db_modes, record_output,
-                     record_tree, secret_values)
+                     add_state, check, free_port, kill_leftovers, kind_of,
+                     port_open, processes_under,
+                     record_db_modes, record_output, record_tree,
+                     secret_values, shell_lines, stop_processes, wait_for)
 
 CGI_BIN = os.path.join(ROOT, "cgi-bin")
 SECRET = "deploy-test-client-secret-" + os.urandom(8).hex()
@@ -63,31 +64,6 @@ PATHS = ["/usr/local/lib/cgi-bin", "/etc/slack-oauth", "/var/lib/slack-oauth",
 
 Fail = TestFailure
 add_secret(SECRET, "client secret")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for(pred, what, timeout=10.0):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        try:
-            if pred():
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise Fail("timed out waiting for " + what)
-
-
-def port_open(port):
-    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-        return True
 
 
 class World:
@@ -171,60 +147,12 @@ class World:
         return p
 
     def stop(self):
-        for pf in self.pidfiles:
-            try:
-                with open(pf) as f:
-                    pids = [int(x) for x in f.read().split()]
-            except (OSError, ValueError):
-                continue
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        # Each was started in a session of its own: signal the whole group,
-        # so that forked workers (fcgiwrap -c, spawn-fcgi -F) go too.
-        for p in reversed(self.procs):
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
-        for p in self.procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        stop_processes(self.procs, self.pidfiles)
         self.procs = []
-        # Whatever still runs one of our copies of the programs was started
-        # by this test (mod_fcgid's, spawn-fcgi's children): end it by pid.
-        deadline = time.monotonic() + 3
-        while True:
-            left = self.our_processes()
-            if not left or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        return left
+        return kill_leftovers(self.dir)
 
     def our_processes(self):
-        pids = []
-        for d in glob.glob("/proc/[0-9]*"):
-            try:
-                exe = os.readlink(d + "/exe")
-            except OSError:
-                continue
-            if exe.startswith(self.dir + "/"):
-                pids.append(int(os.path.basename(d)))
-        return pids
+        return processes_under(self.dir)
 
     def cleanup(self):
         self.stop()
@@ -579,21 +507,6 @@ def setup_nginx_fcgiwrap(w):
             env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
     s.close()
     start_nginx(w, "nginx-example.conf")
-
-
-def shell_lines(text):
-    """The "#$ " command lines of an example, continuation lines joined."""
-    cmds, cur = [], ""
-    for ln in text.splitlines():
-        if not ln.startswith("#$ "):
-            continue
-        ln = ln[3:]
-        if ln.rstrip().endswith("\\"):
-            cur += ln.rstrip()[:-1] + " "
-            continue
-        cmds.append(cur + ln)
-        cur = ""
-    return cmds
 
 
 def nginx_spawn_fcgi(w):

@@ -74,7 +74,9 @@ from fake_slack import (APP_ID, BOT_ID, BOT_USER_ID, ENTERPRISE_ID,  # noqa: E40
                         ENTERPRISE_NAME, ENTERPRISE_URL, HUMAN_USER_ID,
                         ROTATION_TTL, TEAM_ID, TEAM_NAME, FakeSlack)
 from fcgi_client import FcgiServer, parse_cgi_response  # noqa: E402
-from testlib import (Runner, Skip, TestFailure, add_secret,  # noqa: E402
+from testlib import (Runner, Skip, TestFailure, add_secret, free_port,  # noqa: E402
+                     kill_leftovers, processes_under, shell_lines,  # noqa: E402
+                     stop_processes, wait_for,
                      add_secrets, add_state, check, eq, eq_opt, leaked,
                      record_output, redact)
 
@@ -135,26 +137,6 @@ def no_sanitizer(where, text):
 def no_password(where, text):
     check(not text or PASSWORD not in text,
           "%s holds the database password" % where)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for(pred, what, timeout=10.0):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        try:
-            if pred():
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise TestFailure("timed out waiting for " + what)
 
 
 def base_env():
@@ -864,21 +846,6 @@ def make_cert():
     return d
 
 
-def shell_lines(text):
-    """The example's "#$ " command lines, continuation lines joined."""
-    cmds, cur = [], ""
-    for ln in text.splitlines():
-        if not ln.startswith("#$ "):
-            continue
-        ln = ln[3:]
-        if ln.rstrip().endswith("\\"):
-            cur += ln.rstrip()[:-1] + " "
-            continue
-        cmds.append(cur + ln)
-        cur = ""
-    return cmds
-
-
 class WebHost:
     """One web host: nginx + spawn-fcgi from nginx-spawn-fcgi-example.conf,
     in a temp root, on its own loopback port. The database URI (with its
@@ -1009,46 +976,12 @@ class WebHost:
             return ""
 
     def our_processes(self):
-        pids = []
-        for d in glob.glob("/proc/[0-9]*"):
-            try:
-                exe = os.readlink(d + "/exe")
-            except OSError:
-                continue
-            if exe.startswith(self.dir + "/"):
-                pids.append(int(os.path.basename(d)))
-        return pids
+        return processes_under(self.dir)
 
     def stop(self):
-        for pf in self.pidfiles:
-            try:
-                with open(pf) as f:
-                    pids = [int(x) for x in f.read().split()]
-            except (OSError, ValueError):
-                continue
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(self.procs, self.pidfiles)
         self.procs = []
-        deadline = time.monotonic() + 3
-        while self.our_processes() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for pid in self.our_processes():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_leftovers(self.dir)
         for dp, _, fns in os.walk(self.p("var/log")):
             for fn in fns:
                 with open(os.path.join(dp, fn), "rb") as f:

@@ -36,6 +36,7 @@ then "N passed, N failed" as the last line; exit status 1 on a failure.
 Python 3 standard library only.
 """
 
+import functools
 import glob
 import grp
 import html
@@ -45,7 +46,6 @@ import pwd
 import re
 import secrets as _secrets
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -63,6 +63,9 @@ sys.path.insert(0, HERE)
 
 from fake_slack import TEAM_NAME, FakeSlack  # noqa: E402
 from fcgi_client import parse_cgi_response  # noqa: E402
+import testlib  # noqa: E402
+from testlib import (free_port, kill_leftovers, port_open,  # noqa: E402
+                     processes_under, shell_lines, stop_processes)
 
 CGI_BIN = os.path.join(ROOT, os.environ.get("CGI_BIN") or "cgi-bin")
 SECRET = "stress-cs-" + _secrets.token_hex(12)
@@ -78,6 +81,9 @@ class Fail(Exception):
     pass
 
 
+wait_for = functools.partial(testlib.wait_for, exc=Fail)
+
+
 def check(cond, msg):
     if not cond:
         raise Fail(msg)
@@ -85,46 +91,6 @@ def check(cond, msg):
 
 def note(msg):
     print("#   " + msg, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for(pred, what, timeout=10.0):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        try:
-            if pred():
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise Fail("timed out waiting for " + what)
-
-
-def port_open(port):
-    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-        return True
-
-
-def shell_lines(text):
-    """The "#$ " command lines of an example, continuation lines joined."""
-    cmds, cur = [], ""
-    for ln in text.splitlines():
-        if not ln.startswith("#$ "):
-            continue
-        ln = ln[3:]
-        if ln.rstrip().endswith("\\"):
-            cur += ln.rstrip()[:-1] + " "
-            continue
-        cmds.append(cur + ln)
-        cur = ""
-    return cmds
 
 
 def client_id_of(text):
@@ -284,16 +250,7 @@ class Deployment:
 
     # ------------------------------------------------------------ checking
     def our_processes(self):
-        """Pids of processes running one of our copies of the programs."""
-        pids = []
-        for d in glob.glob("/proc/[0-9]*"):
-            try:
-                exe = os.readlink(d + "/exe")
-            except OSError:
-                continue
-            if exe.startswith(self.dir + "/"):
-                pids.append(int(os.path.basename(d)))
-        return pids
+        return processes_under(self.dir)
 
     def log_text(self):
         try:
@@ -345,59 +302,9 @@ class Deployment:
 
     # ----------------------------------------------------------------- stop
     def stop(self):
-        for pf in self.pidfiles:
-            try:
-                with open(pf) as f:
-                    pids = [int(x) for x in f.read().split()]
-            except (OSError, ValueError):
-                continue
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        # Each was started in a session of its own: signal the whole group,
-        # which holds the children a parent forked (fcgiwrap -c 4's four
-        # workers outlive their parent otherwise).
-        for p in reversed(self.procs):
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
-        for p in self.procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        deadline = time.monotonic() + 3
-        for p in self.procs:
-            while self._group_alive(p.pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        stop_processes(self.procs, self.pidfiles)
         self.procs = []
-        deadline = time.monotonic() + 3
-        left = self.our_processes()
-        while left and time.monotonic() < deadline:
-            time.sleep(0.1)
-            left = self.our_processes()
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        return left
-
-    @staticmethod
-    def _group_alive(pgid):
-        try:
-            os.killpg(pgid, 0)
-            return True
-        except (ProcessLookupError, PermissionError):
-            return False
+        return kill_leftovers(self.dir)
 
     def cleanup(self):
         self.stop()

@@ -24,9 +24,13 @@ import html
 import json
 import os
 import re
+import signal
+import socket
 import stat
+import subprocess
 import sys
 import threading
+import time
 import traceback
 import urllib.parse
 
@@ -274,6 +278,129 @@ def record_db_modes(top, where, exempt=False):
 
 
 # ---------------------------------------------------------------- runner
+# ------------------------------------------------------------ processes
+def free_port():
+    """A loopback TCP port nobody listens on now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def port_open(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+
+
+def wait_for(pred, what, timeout=10.0, exc=TestFailure):
+    """Polls pred (OSError counts as not yet) until it is true; raises exc
+    after timeout seconds."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            if pred():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise exc("timed out waiting for " + what)
+
+
+def shell_lines(text):
+    """The "#$ " command lines of an example file, continuation lines
+    joined."""
+    cmds, cur = [], ""
+    for ln in text.splitlines():
+        if not ln.startswith("#$ "):
+            continue
+        ln = ln[3:]
+        if ln.rstrip().endswith("\\"):
+            cur += ln.rstrip()[:-1] + " "
+            continue
+        cmds.append(cur + ln)
+        cur = ""
+    return cmds
+
+
+def processes_under(top):
+    """Pids of the processes whose executable lies under the directory top
+    (a test's own copies of the programs)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            exe = os.readlink("/proc/%s/exe" % d)
+        except OSError:
+            continue
+        if exe.startswith(top + "/"):
+            pids.append(int(d))
+    return pids
+
+
+def kill_leftovers(top, grace=3.0):
+    """Waits up to grace seconds for the processes under top to end, then
+    kills those left (mod_fcgid's and spawn-fcgi's children). Returns
+    their pids."""
+    deadline = time.monotonic() + grace
+    left = processes_under(top)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = processes_under(top)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
+
+
+def _group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def stop_processes(procs, pidfiles=(), grace=3.0):
+    """Stops what a test started: SIGTERM to the pids in pidfiles and to
+    the process group of each of procs (each started with
+    start_new_session=True, so forked workers go too), a wait, then SIGKILL
+    to whatever is left of the groups."""
+    for pf in pidfiles:
+        try:
+            with open(pf) as f:
+                pids = [int(x) for x in f.read().split()]
+        except (OSError, ValueError):
+            continue
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    for p in reversed(procs):
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    deadline = time.monotonic() + grace
+    for p in procs:
+        while _group_alive(p.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 class Runner:
     """Counts and prints results; last line `N passed, N failed`."""
 

@@ -1,6 +1,8 @@
 /* Unit tests, table-driven, for every module that parses or encodes. */
 #include <sys/stat.h>
 
+#include <ftw.h>
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -22,17 +24,18 @@
 #include "t.h"
 #include "util.h"
 
-static void
-hex(const unsigned char *p, size_t n, char *out)
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-	static const char h[] = "0123456789abcdef";
-	size_t i;
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
 
-	for (i = 0; i < n; i++) {
-		out[2 * i] = h[p[i] >> 4];
-		out[2 * i + 1] = h[p[i] & 15];
-	}
-	out[2 * n] = '\0';
+/* Removes a scratch directory and what is in it. 0 or -1. */
+static int
+rmtree(const char *dir)
+{
+	return nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 static void
@@ -213,7 +216,7 @@ test_sha256(void)
 
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		sha256(t[i].in, strlen(t[i].in), md);
-		hex(md, 32, h);
+		hex_encode(md, 32, h);
 		CHECK_STR(h, t[i].hex);
 	}
 	/* One million 'a', fed in uneven pieces. */
@@ -227,7 +230,7 @@ test_sha256(void)
 		i += k;
 	}
 	sha256_final(&c, md);
-	hex(md, 32, h);
+	hex_encode(md, 32, h);
 	CHECK_STR(h,
 	    "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
@@ -243,14 +246,14 @@ test_hmac_sha256(void)
 	memset(key1, 0x0b, sizeof(key1));
 	p.p = "Hi There", p.n = 8;
 	hmac_sha256(key1, sizeof(key1), &p, 1, md);
-	hex(md, 32, h);
+	hex_encode(md, 32, h);
 	CHECK_STR(h,
 	    "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
 
 	struct iov_part two[2] = { { "what do ya ", 11 },
 		{ "want for nothing?", 17 } };
 	hmac_sha256((const unsigned char *)"Jefe", 4, two, 2, md);
-	hex(md, 32, h);
+	hex_encode(md, 32, h);
 	CHECK_STR(h,
 	    "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 
@@ -258,7 +261,7 @@ test_hmac_sha256(void)
 	p.p = "Test Using Larger Than Block-Size Key - Hash Key First",
 	p.n = 54;
 	hmac_sha256(key6, sizeof(key6), &p, 1, md);
-	hex(md, 32, h);
+	hex_encode(md, 32, h);
 	CHECK_STR(h,
 	    "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
@@ -332,7 +335,7 @@ test_req_limits(void)
 	q[6 + LIM_STATE] = '\0';
 	CHECK(req_parse(&r, "GET", q, NULL, NULL, REQ_KEYS_REDIRECT) == REQ_OK);
 	req_free(&r);
-	strcpy(q + 6 + LIM_STATE, "a");
+	memcpy(q + 6 + LIM_STATE, "a", 2);
 	CHECK(req_parse(&r, "GET", q, NULL, NULL, REQ_KEYS_REDIRECT) ==
 	    REQ_ERR_TOOBIG);
 	req_free(&r);
@@ -977,9 +980,7 @@ test_state_and_store(void)
 	CHECK(state_consume(db, "cid", s, now_unix()) == STATE_OK);
 	db_close(db);
 
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	CHECK(system(cmd) == 0);
+	CHECK(rmtree(dir) == 0);
 }
 
 static void
@@ -1019,9 +1020,7 @@ test_db_adopts_sdk_tables(void)
 		  "slack_installations",
 		  NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(h);
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	CHECK(system(cmd) == 0);
+	CHECK(rmtree(dir) == 0);
 }
 
 static void

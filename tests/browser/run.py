@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.dont_write_bytecode = True
-from testlib import add_secret, record_db_modes, record_tree  # noqa: E402
+from testlib import add_secret, free_port, record_db_modes, record_tree  # noqa: E402
 SHOTS = os.path.join(ROOT, "build", "browser")
 DOCS_SHOTS = ("install.png", "success.png", "expired.png")
 
@@ -47,14 +47,6 @@ def fail(name, why):
     global failed
     failed += 1
     print("FAIL - %s: %s" % (name, why), flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def listening(port):

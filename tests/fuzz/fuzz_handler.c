@@ -35,16 +35,23 @@ param(void *arg, const char *name)
 
 static char dir[] = "/tmp/fuzzhandlerXXXXXX";
 
-/* Removes the scratch database and config at exit. */
+/* Removes the scratch database, its journals and key, and the config,
+ * at exit. */
 static void
 cleanup(void)
 {
-	char cmd[64];
+	static const char *const files[] = { "slack-oauth.conf",
+		"slack-oauth.db", "slack-oauth.db-wal", "slack-oauth.db-shm",
+		"slack-oauth.db-key" };
+	char path[64];
+	size_t i;
 
 	db_release();
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		return;
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	rmdir(dir);
 }
 
 static void
