@@ -354,8 +354,10 @@ class World:
                         as_user=True, cwd="/",
                         env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
         s.close()
-        wait_for(lambda: len(children_of(fw.pid)) >= self.args.processes,
-                 "fcgiwrap workers")
+        # fcgiwrap -c 1 serves in its own process, -c N forks N workers.
+        workers = self.args.processes if self.args.processes > 1 else 0
+        wait_for(lambda: fw.poll() is None
+                 and len(children_of(fw.pid)) >= workers, "fcgiwrap workers")
         self.groups["fcgiwrap"] = [fw.pid] + children_of(fw.pid)
 
         # nginx.
