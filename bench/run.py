@@ -420,10 +420,22 @@ class World:
                 t0[pid] = cpu_ticks(pid, ch)
             except OSError:
                 pass
+        ng0 = {}
+        for pid in self.groups["nginx"]:
+            try:
+                ng0[pid] = cpu_ticks(pid)
+            except OSError:
+                pass
         sampler = Sampler(self.groups[mem_group] if mem_group else [])
         sampler.start()
         out = self.wrk(url, script)
         sampler.stop()
+        ng = 0
+        for pid in self.groups["nginx"]:
+            try:
+                ng += cpu_ticks(pid) - ng0.get(pid, 0)
+            except OSError:
+                pass
         ticks = 0
         for pid, ch in cpu_pids:
             try:
@@ -434,6 +446,7 @@ class World:
         r["raw"] = out
         r["mem"] = sampler.worst()
         r["cpu_s"] = ticks / os.sysconf("SC_CLK_TCK")
+        r["cpu_nginx_s"] = ng / os.sysconf("SC_CLK_TCK")
         if self.args.verbose:
             print("---", name, "\n" + out)
         if r["rps"] is None:
@@ -620,6 +633,14 @@ def cpu_rows(res):
         if key == "flow":
             n = max(1, r.get("flow_flows", 0))
         out.append((label, "%.1f µs" % (r["cpu_s"] * 1e6 / n)))
+    for key, label in (("fcgi-floor", "nginx, for hello-fcgi"),
+                       ("fcgi-install", "nginx, for slack-install (FastCGI)"),
+                       ("cgi-floor", "nginx, for hello-cgi"),
+                       ("cgi-install", "nginx, for slack-install (CGI)")):
+        r = res.get(key)
+        if r and r.get("requests"):
+            out.append((label, "%.1f µs" % (r["cpu_nginx_s"] * 1e6
+                                             / r["requests"])))
     return out
 
 

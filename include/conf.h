@@ -31,10 +31,12 @@ enum conf_key {
 #define CONF_NEED_SECRET 0x02 /* the redirect endpoint, the admin command */
 
 struct conf {
-	char *v[CONF__MAX]; /* owned, validated; NULL when unset */
-	int64_t ttl;        /* SLACK_STATE_TTL */
-	long timeout;       /* SLACK_HTTP_TIMEOUT */
-	int direct;         /* SLACK_DIRECT_INSTALL */
+	char *v[CONF__MAX]; /* validated; NULL when unset */
+	char *mem;          /* the block that holds the values */
+	size_t memlen;
+	int64_t ttl;  /* SLACK_STATE_TTL */
+	long timeout; /* SLACK_HTTP_TIMEOUT */
+	int direct;   /* SLACK_DIRECT_INSTALL */
 };
 
 /* Looks a name up among the request's parameters; NULL when absent. */

@@ -20,6 +20,11 @@ void sha256_update(struct sha256 *, const void *, size_t);
 void sha256_final(struct sha256 *, unsigned char out[SHA256_LEN]);
 void sha256(const void *, size_t, unsigned char out[SHA256_LEN]);
 
+/* The x86 SHA extensions are used when the CPU has them. For tests:
+ * sha256_hw(0) turns them off, sha256_hw(1) back on where present;
+ * returns whether they are in use. */
+int sha256_hw(int use);
+
 /* HMAC-SHA-256 of the concatenation of the nparts parts under key. */
 struct iov_part {
 	const void *p;

@@ -455,6 +455,22 @@ out:
 	return rc;
 }
 
+/* The last value each key passed its check with: a long-lived process
+ * checks a setting again only when it changes. */
+static char *checked[CONF__MAX];
+
+static int
+valid(int k, const char *v)
+{
+	if (checked[k] != NULL && strcmp(checked[k], v) == 0)
+		return 1;
+	if (has_ctl(v) || !keys[k].valid(v))
+		return 0;
+	free_secret(checked[k]);
+	checked[k] = strdup(v);
+	return 1;
+}
+
 /* The first non-empty value of name among the request and the process. */
 static const char *
 lookup(conf_param_fn param, void *ctx, const char *name)
@@ -468,13 +484,34 @@ lookup(conf_param_fn param, void *ctx, const char *name)
 	return NULL;
 }
 
+/* The process environment's settings, in one pass (the first of a name,
+ * as getenv finds it). */
+static void
+env_collect(const char *env[CONF__MAX])
+{
+	extern char **environ;
+	const char *eq;
+	char **e;
+	int k;
+
+	memset(env, 0, CONF__MAX * sizeof(*env));
+	for (e = environ; e != NULL && *e != NULL; e++)
+		if (strncmp(*e, "SLACK_", 6) == 0 &&
+		    (eq = strchr(*e, '=')) != NULL &&
+		    (k = key_index(*e, (size_t)(eq - *e))) != -1 &&
+		    env[k] == NULL)
+			env[k] = eq + 1;
+}
+
 int
 conf_load(struct conf *c, conf_param_fn param, void *ctx, int need, char *err,
     size_t errlen)
 {
-	const char *path, *v;
+	const char *path, *v, *env[CONF__MAX], *val[CONF__MAX] = { NULL };
+	size_t len[CONF__MAX], total = 0;
 	long long n;
 	int k, explicit, rc = 0, have_file;
+	char *p = NULL;
 
 	memset(c, 0, sizeof(*c));
 	err[0] = '\0';
@@ -484,27 +521,39 @@ conf_load(struct conf *c, conf_param_fn param, void *ctx, int need, char *err,
 	if (file_load(path, explicit, err, errlen) == -1)
 		rc = -1;
 	have_file = rc == 0 && file.loaded;
+	env_collect(env);
 
 	/* Every key is resolved even after a failure, so that a caller can
 	 * still clear the state cookie it names. */
 	for (k = 0; k < CONF__MAX; k++) {
-		if ((v = lookup(param, ctx, keys[k].name)) == NULL &&
+		if ((param == NULL || (v = param(ctx, keys[k].name)) == NULL ||
+			*v == '\0') &&
+		    ((v = env[k]) == NULL || *v == '\0') &&
 		    (!have_file || (v = file.vals[k]) == NULL || *v == '\0'))
 			v = keys[k].def;
 		if (v == NULL)
 			continue;
-		if (has_ctl(v) || !keys[k].valid(v)) {
+		if (!valid(k, v)) {
 			if (rc == 0)
 				snprintf(err, errlen, "%s: invalid: want %s",
 				    keys[k].name, keys[k].want);
 			rc = -1;
 			continue;
 		}
-		if ((c->v[k] = strdup(v)) == NULL && rc == 0) {
-			snprintf(err, errlen, "out of memory");
-			rc = -1;
-		}
+		val[k] = v;
+		total += len[k] = strlen(v) + 1;
 	}
+	/* One block holds every value: conf_free wipes it at once. */
+	if (total > 0 && (c->mem = p = malloc(total)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	c->memlen = total;
+	for (k = 0; k < CONF__MAX; k++)
+		if (val[k] != NULL) {
+			c->v[k] = memcpy(p, val[k], len[k]);
+			p += len[k];
+		}
 	if (rc == -1)
 		return -1;
 	if (c->v[CONF_CLIENT_ID] == NULL) {
@@ -533,10 +582,9 @@ conf_load(struct conf *c, conf_param_fn param, void *ctx, int need, char *err,
 void
 conf_free(struct conf *c)
 {
-	int k;
-
-	for (k = 0; k < CONF__MAX; k++) {
-		free_secret(c->v[k]);
-		c->v[k] = NULL;
+	if (c->mem != NULL) {
+		explicit_bzero(c->mem, c->memlen);
+		free(c->mem);
 	}
+	memset(c, 0, sizeof(*c));
 }

@@ -13,20 +13,18 @@
 
 /* The "Add to Slack" button in Slack's style, drawn here rather than
  * loaded, so that it shows offline and behind blockers: the mark's four
- * colours as rounded bars, then the words. */
+ * colours as rounded bars and dots, then the words. */
 static const char install_page[] =
     "<p>Connect this app to your Slack workspace. Slack will ask you to pick "
     "a workspace and to approve what the app may do there.</p>\n"
     "<p><a class=\"slack\" href=\"%s\">"
-    "<svg aria-hidden=\"true\" viewBox=\"0 0 24 24\" width=\"20\" height=\"20\">"
-    "<rect x=\"2\" y=\"8\" width=\"8\" height=\"3\" rx=\"1.5\" fill=\"#36C5F0\"/>"
-    "<circle cx=\"8.5\" cy=\"3.5\" r=\"1.5\" fill=\"#36C5F0\"/>"
-    "<rect x=\"13\" y=\"2\" width=\"3\" height=\"8\" rx=\"1.5\" fill=\"#2EB67D\"/>"
-    "<circle cx=\"20.5\" cy=\"8.5\" r=\"1.5\" fill=\"#2EB67D\"/>"
-    "<rect x=\"14\" y=\"13\" width=\"8\" height=\"3\" rx=\"1.5\" fill=\"#ECB22E\"/>"
-    "<circle cx=\"15.5\" cy=\"20.5\" r=\"1.5\" fill=\"#ECB22E\"/>"
-    "<rect x=\"8\" y=\"14\" width=\"3\" height=\"8\" rx=\"1.5\" fill=\"#E01E5A\"/>"
-    "<circle cx=\"3.5\" cy=\"15.5\" r=\"1.5\" fill=\"#E01E5A\"/>"
+    "<svg aria-hidden=\"true\" viewBox=\"0 0 24 24\" width=\"20\" "
+    "height=\"20\" fill=\"none\" stroke-width=\"3\" "
+    "stroke-linecap=\"round\">"
+    "<path stroke=\"#36C5F0\" d=\"M3.5 9.5h5M8.5 3.5h0\"/>"
+    "<path stroke=\"#2EB67D\" d=\"M14.5 3.5v5M20.5 8.5h0\"/>"
+    "<path stroke=\"#ECB22E\" d=\"M15.5 14.5h5M15.5 20.5h0\"/>"
+    "<path stroke=\"#E01E5A\" d=\"M9.5 15.5v5M3.5 15.5h0\"/>"
     "</svg>Add to Slack</a></p>\n"
     "<p class=\"small\">This link can be used once, within %s.</p>\n";
 

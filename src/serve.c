@@ -90,7 +90,7 @@ one(handler_fn h, conf_param_fn param, void *pctx, put_fn put, void *out)
 {
 	struct ctx c;
 	const char *method;
-	char status[64];
+	char status[64], len[32];
 	double t0 = now_ms();
 
 	memset(&c, 0, sizeof(c));
@@ -105,6 +105,10 @@ one(handler_fn h, conf_param_fn param, void *pctx, put_fn put, void *out)
 		c.resp.no_body = 1;
 	snprintf(status, sizeof(status), "Status: %d %s\r\n", c.resp.status,
 	    resp_reason(c.resp.status));
+	/* The length, as GET would have it (RFC 9110 8.6), also spares the
+	 * web server a chunked answer. */
+	snprintf(len, sizeof(len), "%zu", c.resp.body.len);
+	resp_header(&c.resp, "Content-Length", len);
 	if (put(out, status, strlen(status)) == 0 &&
 	    put(out, c.resp.head.p, c.resp.head.len) == 0 &&
 	    put(out, "\r\n", 2) == 0 && !c.resp.no_body && c.resp.body.len > 0)

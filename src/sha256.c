@@ -1,5 +1,11 @@
 #include <string.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define HAVE_SHA_NI 1
+#endif
+
 #include "sha256.h"
 
 static const uint32_t K[64] = {
@@ -72,7 +78,7 @@ static const uint32_t K[64] = {
 #define ROR(x, n) ((x) >> (n) | (x) << (32 - (n)))
 
 static void
-block(struct sha256 *c, const unsigned char *p)
+block_c(struct sha256 *c, const unsigned char *p)
 {
 	uint32_t w[64], a, b, d, e, f, g, h, cc, t1, t2;
 	int i;
@@ -99,12 +105,86 @@ block(struct sha256 *c, const unsigned char *p)
 	c->h[4] += e, c->h[5] += f, c->h[6] += g, c->h[7] += h;
 }
 
+#ifdef HAVE_SHA_NI
+/* The same with the x86 SHA extensions: four rounds per two
+ * sha256rnds2, the state held as ABEF and CDGH. */
+__attribute__((target("sha,ssse3,sse4.1"))) static void
+block_ni(struct sha256 *c, const unsigned char *p)
+{
+	const __m128i bswap =
+	    _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+	__m128i m[4], abef, cdgh, st0, st1, msg, t;
+	int i;
+
+	t = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)c->h), 0xb1);
+	st1 = _mm_shuffle_epi32(
+	    _mm_loadu_si128((const __m128i *)(c->h + 4)), 0x1b);
+	st0 = abef = _mm_alignr_epi8(t, st1, 8);
+	st1 = cdgh = _mm_blend_epi16(st1, t, 0xf0);
+	for (i = 0; i < 4; i++)
+		m[i] = _mm_shuffle_epi8(
+		    _mm_loadu_si128((const __m128i *)(p + 16 * i)), bswap);
+	for (i = 0; i < 16; i++) {
+		msg = _mm_add_epi32(
+		    m[i & 3], _mm_loadu_si128((const __m128i *)(K + 4 * i)));
+		st1 = _mm_sha256rnds2_epu32(st1, st0, msg);
+		st0 = _mm_sha256rnds2_epu32(
+		    st0, st1, _mm_shuffle_epi32(msg, 0x0e));
+		if (i < 12) /* w[4i+16 .. 4i+19] replace w[4i .. 4i+3] */
+			m[i & 3] = _mm_sha256msg2_epu32(
+			    _mm_add_epi32(
+				_mm_sha256msg1_epu32(m[i & 3], m[(i + 1) & 3]),
+				_mm_alignr_epi8(
+				    m[(i + 3) & 3], m[(i + 2) & 3], 4)),
+			    m[(i + 3) & 3]);
+	}
+	st0 = _mm_add_epi32(st0, abef);
+	st1 = _mm_add_epi32(st1, cdgh);
+	t = _mm_shuffle_epi32(st0, 0x1b);
+	st1 = _mm_shuffle_epi32(st1, 0xb1);
+	_mm_storeu_si128((__m128i *)c->h, _mm_blend_epi16(t, st1, 0xf0));
+	_mm_storeu_si128((__m128i *)(c->h + 4), _mm_alignr_epi8(st1, t, 8));
+}
+
+static int
+cpu_has_sha(void)
+{
+	unsigned a, b, c, d;
+
+	return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & 1u << 29) &&
+	    __get_cpuid(1, &a, &b, &c, &d) && (c & 1u << 19) && (c & 1u << 9);
+}
+#endif
+
+static void (*block)(struct sha256 *, const unsigned char *);
+
+static void
+block_pick(void)
+{
+	block = block_c;
+#ifdef HAVE_SHA_NI
+	if (cpu_has_sha())
+		block = block_ni;
+#endif
+}
+
+int
+sha256_hw(int use)
+{
+	block_pick();
+	if (!use)
+		block = block_c;
+	return block != block_c;
+}
+
 void
 sha256_init(struct sha256 *c)
 {
 	static const uint32_t iv[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372,
 		0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 };
 
+	if (block == NULL)
+		block_pick();
 	memcpy(c->h, iv, sizeof(iv));
 	c->total = 0;
 	c->n = 0;
