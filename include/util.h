@@ -24,6 +24,10 @@ size_t b64url_encode(const unsigned char *in, size_t n, char *out);
  * cap bytes. */
 long b64url_decode(const char *s, unsigned char *out, size_t cap);
 
+/* Writes v in decimal and a NUL into out, which holds 21 bytes. Returns
+ * the length. */
+size_t dec_str(unsigned long long v, char out[21]);
+
 /* Parses s as a decimal integer in [min, max] with nothing around it.
  * Returns 0 and sets *out, or -1. */
 int num_parse(const char *s, long long min, long long max, long long *out);

@@ -20,7 +20,7 @@ buf_add(struct buf *b, const void *s, size_t n)
 	if (n > b->max - b->len)
 		return -1;
 	if (b->len + n + 1 > b->cap) {
-		ncap = b->cap ? b->cap : 256;
+		ncap = b->cap ? b->cap : 2048; /* a page in one go */
 		while (ncap < b->len + n + 1)
 			ncap *= 2;
 		if (ncap > b->max + 1)

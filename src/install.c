@@ -61,7 +61,8 @@ handle_install(struct ctx *c)
 	struct db *db;
 	char err[512], state[STATE_CHARS + 1], minutes[32];
 	unsigned char key[32];
-	const char *team;
+	const char *team, *unit;
+	size_t n;
 	enum req_err rerr;
 	enum state_res sr;
 	int confrc, rc;
@@ -138,12 +139,14 @@ handle_install(struct ctx *c)
 		}
 		goto out;
 	}
-	if (conf.ttl % 60 != 0 || conf.ttl < 120)
-		snprintf(minutes, sizeof(minutes), "%lld second%s",
-		    (long long)conf.ttl, conf.ttl == 1 ? "" : "s");
-	else
-		snprintf(minutes, sizeof(minutes), "%lld minutes",
-		    (long long)conf.ttl / 60);
+	/* "10 minutes", "90 seconds", "1 second" */
+	unit = conf.ttl % 60 != 0 || conf.ttl < 120
+	    ? (conf.ttl == 1 ? " second" : " seconds")
+	    : " minutes";
+	n = dec_str(
+	    (unsigned long long)(*unit == 'm' ? conf.ttl / 60 : conf.ttl),
+	    minutes);
+	memcpy(minutes + n, unit, strlen(unit) + 1);
 	page(c, 200, "Add this app to Slack", install_page, buf_str(&url),
 	    minutes);
 out:

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 static const char *progname = "slack-oauth";
 
@@ -62,19 +63,25 @@ void
 log_request(const char *outcome, int status, const char *team,
     const char *enterprise, double ms, const char *detail)
 {
-	char line[1024], num[64];
+	char line[1024], num[21];
+	long long tenths = ms > 0 ? (long long)(ms * 10 + 0.5) : 0;
 	size_t n = 0, cap = sizeof(line) - 1;
 
 	put_raw(line, &n, cap, progname);
 	put_raw(line, &n, cap, ": outcome=");
 	put_escaped(line, &n, cap, outcome);
-	snprintf(num, sizeof(num), " status=%d team=", status);
+	put_raw(line, &n, cap, " status=");
+	dec_str(status > 0 ? (unsigned)status : 0, num);
 	put_raw(line, &n, cap, num);
+	put_raw(line, &n, cap, " team=");
 	put_escaped(line, &n, cap, team != NULL && *team ? team : "-");
 	put_raw(line, &n, cap, " enterprise=");
 	put_escaped(line, &n, cap,
 	    enterprise != NULL && *enterprise ? enterprise : "-");
-	snprintf(num, sizeof(num), " ms=%.1f", ms);
+	put_raw(line, &n, cap, " ms=");
+	dec_str((unsigned long long)tenths / 10, num);
+	put_raw(line, &n, cap, num);
+	num[0] = '.', num[1] = (char)('0' + tenths % 10), num[2] = '\0';
 	put_raw(line, &n, cap, num);
 	if (detail != NULL && *detail != '\0') {
 		put_raw(line, &n, cap, " detail=\"");

@@ -3,6 +3,7 @@
 
 #include "lim.h"
 #include "resp.h"
+#include "util.h"
 
 static const char common[] =
     "Cache-Control: no-store\r\n"
@@ -68,11 +69,11 @@ int
 resp_cookie(struct resp *r, const char *name, const char *value, long maxage)
 {
 	struct buf v;
-	char age[32];
+	char age[21];
 	int rc;
 
 	buf_init(&v, LIM_HEADERS);
-	snprintf(age, sizeof(age), "%ld", value != NULL ? maxage : 0L);
+	dec_str(value != NULL && maxage > 0 ? (unsigned long)maxage : 0, age);
 	rc = buf_puts(&v, name) | buf_putc(&v, '=') |
 	    buf_puts(&v, value != NULL ? value : "") |
 	    buf_puts(&v, "; Path=/; Max-Age=") | buf_puts(&v, age) |

@@ -89,8 +89,9 @@ static void
 one(handler_fn h, conf_param_fn param, void *pctx, put_fn put, void *out)
 {
 	struct ctx c;
-	const char *method;
-	char status[64], len[32];
+	const char *method, *reason;
+	char status[64], len[21];
+	size_t n;
 	double t0 = now_ms();
 
 	memset(&c, 0, sizeof(c));
@@ -103,11 +104,17 @@ one(handler_fn h, conf_param_fn param, void *pctx, put_fn put, void *out)
 	if ((method = param(pctx, "REQUEST_METHOD")) != NULL &&
 	    strcmp(method, "HEAD") == 0)
 		c.resp.no_body = 1;
-	snprintf(status, sizeof(status), "Status: %d %s\r\n", c.resp.status,
-	    resp_reason(c.resp.status));
+	/* "Status: 200 OK\r\n" */
+	reason = resp_reason(c.resp.status);
+	memcpy(status, "Status: ", 8);
+	n = 8 + dec_str((unsigned)c.resp.status, status + 8);
+	status[n++] = ' ';
+	memcpy(status + n, reason, strlen(reason));
+	n += strlen(reason);
+	memcpy(status + n, "\r\n", 3);
 	/* The length, as GET would have it (RFC 9110 8.6), also spares the
 	 * web server a chunked answer. */
-	snprintf(len, sizeof(len), "%zu", c.resp.body.len);
+	dec_str(c.resp.body.len, len);
 	resp_header(&c.resp, "Content-Length", len);
 	if (put(out, status, strlen(status)) == 0 &&
 	    put(out, c.resp.head.p, c.resp.head.len) == 0 &&

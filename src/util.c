@@ -115,6 +115,21 @@ b64url_decode(const char *s, unsigned char *out, size_t cap)
 	return (long)o;
 }
 
+size_t
+dec_str(unsigned long long v, char out[21])
+{
+	char t[21];
+	size_t n = 0, i;
+
+	do
+		t[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	for (i = 0; i < n; i++)
+		out[i] = t[n - 1 - i];
+	out[n] = '\0';
+	return n;
+}
+
 int
 num_parse(const char *s, long long min, long long max, long long *out)
 {
