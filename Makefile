@@ -31,7 +31,7 @@ endif
 
 COMMON   = buf util sha256 log conf req resp html page db db_sqlite db_pg state store \
 	   installation serve
-INSTALL  = $(COMMON) install main_install
+INSTALL  = $(COMMON) install main_install sqlite_lazy
 REDIRECT = $(COMMON) slack redirect main_redirect
 ADMIN    = buf util sha256 log conf db db_sqlite db_pg state store installation \
 	   slack admin slack-oauth
@@ -41,6 +41,8 @@ obj = $(patsubst %,$(BUILD)/obj/%.o,$(1))
 
 LIBS_INSTALL  := $(shell pkg-config --libs $(PKGS_INSTALL) 2>/dev/null || echo -lfcgi -lsqlite3)
 LIBS_REDIRECT := $(shell pkg-config --libs $(PKGS_REDIRECT) 2>/dev/null || echo -lfcgi -lsqlite3 -lcurl -lcjson)
+# The two web programs load libfcgi themselves, and only as FastCGI.
+LIBS_WEB      := $(filter-out -lfcgi,$(LIBS_REDIRECT))
 PKG_CFLAGS    := $(shell pkg-config --cflags $(PKGS_REDIRECT) libpq 2>/dev/null)
 
 all: $(CGIDIR)/slack-install $(CGIDIR)/slack-oauth-redirect $(BINDIR)/slack-oauth
@@ -53,15 +55,15 @@ $(BUILD)/obj:
 
 $(CGIDIR)/slack-install: $(call obj,$(INSTALL))
 	@mkdir -p $(CGIDIR)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_INSTALL)
+	$(CC) $(LDFLAGS) -o $@ $^ $(filter-out -lfcgi -lsqlite3,$(LIBS_INSTALL))
 
 $(CGIDIR)/slack-oauth-redirect: $(call obj,$(REDIRECT))
 	@mkdir -p $(CGIDIR)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_REDIRECT)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_WEB)
 
 $(BINDIR)/slack-oauth: $(call obj,$(ADMIN))
 	@mkdir -p $(BINDIR)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_REDIRECT)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_WEB)
 
 # Unit tests link the modules without any main().
 $(BUILD)/unit: tests/unit.c tests/t.h $(call obj,$(LIBOBJ))

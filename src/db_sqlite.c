@@ -536,7 +536,8 @@ sq_open(struct db *db, char *err, size_t errlen)
 		    SQLITE_OPEN_NOMUTEX,
 		NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", db->target,
-		    q->h != NULL ? sqlite3_errmsg(q->h) : "cannot open");
+		    q->h != NULL ? sqlite3_errmsg(q->h)
+				 : sqlite3_errstr(SQLITE_CANTOPEN));
 		return DB_ERR;
 	}
 	sqlite3_extended_result_codes(q->h, 1);

@@ -1,5 +1,8 @@
+#include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <dlfcn.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +14,51 @@
 #include "log.h"
 #include "serve.h"
 #include "util.h"
+
+/* libfcgi, loaded only when the program runs as FastCGI: a CGI run, one
+ * process per request, is spared mapping and relocating it. */
+#define LIBFCGI "libfcgi.so.0"
+static struct {
+	__typeof__(FCGX_Init) *init;
+	__typeof__(FCGX_InitRequest) *init_request;
+	__typeof__(FCGX_Accept_r) *accept;
+	__typeof__(FCGX_Finish_r) *finish;
+	__typeof__(FCGX_Free) *free;
+	__typeof__(FCGX_PutStr) *put_str;
+	__typeof__(FCGX_GetParam) *get_param;
+} fcgi;
+
+static int
+fcgi_load(void)
+{
+	void *h;
+
+	if ((h = dlopen(LIBFCGI, RTLD_NOW | RTLD_LOCAL)) == NULL)
+		return -1;
+	return (*(void **)&fcgi.init = dlsym(h, "FCGX_Init")) == NULL ||
+		(*(void **)&fcgi.init_request = dlsym(h, "FCGX_InitRequest")) ==
+		    NULL ||
+		(*(void **)&fcgi.accept = dlsym(h, "FCGX_Accept_r")) == NULL ||
+		(*(void **)&fcgi.finish = dlsym(h, "FCGX_Finish_r")) == NULL ||
+		(*(void **)&fcgi.free = dlsym(h, "FCGX_Free")) == NULL ||
+		(*(void **)&fcgi.put_str = dlsym(h, "FCGX_PutStr")) == NULL ||
+		(*(void **)&fcgi.get_param = dlsym(h, "FCGX_GetParam")) == NULL
+	    ? -1
+	    : 0;
+}
+
+/* libfcgi's own test (FCGX_IsCGI): FastCGI when fd 0 is a socket without
+ * a peer, the listening socket a FastCGI server is started with. */
+static int
+is_fastcgi(void)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+
+	errno = 0;
+	return getpeername(0, (struct sockaddr *)&sa, &len) == -1 &&
+	    errno == ENOTCONN;
+}
 
 static const char *
 cgi_param(void *unused, const char *name)
@@ -52,7 +100,7 @@ fcgi_param(void *arg, const char *name)
 	int i;
 
 	if (strncmp(name, "SLACK_", 6) != 0 || !f->all)
-		return FCGX_GetParam(name, f->rq->envp);
+		return fcgi.get_param(name, f->rq->envp);
 	len = strlen(name);
 	for (i = 0; i < f->n; i++)
 		if (strncmp(f->slack[i], name, len) == 0 &&
@@ -82,7 +130,7 @@ fcgi_put(void *arg, const char *p, size_t n)
 {
 	struct fparams *f = arg;
 
-	return FCGX_PutStr(p, (int)n, f->rq->out) == (int)n ? 0 : -1;
+	return fcgi.put_str(p, (int)n, f->rq->out) == (int)n ? 0 : -1;
 }
 
 static void
@@ -135,26 +183,27 @@ serve(const char *prog, handler_fn h)
 	umask(077); /* the database and its journals: 0600 */
 	signal(SIGPIPE, SIG_IGN);
 
-	if (FCGX_IsCGI()) {
-		/* libfcgi's handlers only set a flag; a CGI process must die of
-		 * SIGTERM, as a web server that gives up on it expects. */
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGUSR1, SIG_DFL);
+	if (!is_fastcgi()) {
 		one(h, cgi_param, NULL, cgi_put, NULL);
 		fflush(stdout);
 		db_release();
 		return 0;
 	}
-	if (FCGX_Init() != 0 || FCGX_InitRequest(&rq, 0, 0) != 0) {
+	if (fcgi_load() == -1) {
+		log_warn(
+		    "cannot load " LIBFCGI " (apt-get install libfcgi0ldbl)");
+		return 1;
+	}
+	if (fcgi.init() != 0 || fcgi.init_request(&rq, 0, 0) != 0) {
 		log_warn("cannot start FastCGI");
 		return 1;
 	}
-	while (FCGX_Accept_r(&rq) >= 0) {
+	while (fcgi.accept(&rq) >= 0) {
 		fparams_collect(&f);
 		one(h, fcgi_param, &f, fcgi_put, &f);
-		FCGX_Finish_r(&rq);
+		fcgi.finish(&rq);
 	}
-	FCGX_Free(&rq, 1);
+	fcgi.free(&rq, 1);
 	db_release();
 	return 0;
 }
