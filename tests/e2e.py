@@ -17,6 +17,7 @@ printed: failure messages are redacted.
 """
 
 import base64
+import glob
 import html
 import json
 import os
@@ -129,6 +130,15 @@ class Resp:
         return "<%s %s -> %d>" % (self.method, self.prog, self.status)
 
 
+def content_length(r, what):
+    """The response's one Content-Length, as a number."""
+    v = r.header("Content-Length")
+    check(v is not None, "%s: no Content-Length header" % what)
+    check(re.match(r"^(0|[1-9][0-9]*)$", v),
+          "%s: Content-Length %r is not a decimal number" % (what, v))
+    return int(v)
+
+
 def hrefs(body):
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
@@ -168,6 +178,7 @@ class Ctx:
         self.umask = None
         self.nprocs = {"install": 1, "redirect": 1}
         self.servers = {}         # prog -> (key, FcgiServer)
+        self.wrapper = list(WRAPPER)  # command prefix of the binaries
         self.extra_secrets = set()
 
     # -------------------------------------------------------------- setup
@@ -250,7 +261,8 @@ class Ctx:
 
     def _server(self, prog):
         env = self._proc_env()
-        key = (tuple(sorted(env.items())), self.umask, self.nprocs[prog])
+        key = (tuple(sorted(env.items())), self.umask, self.nprocs[prog],
+               tuple(self.wrapper))
         cur = self.servers.get(prog)
         if cur is not None and cur[0] == key:
             return cur[1]
@@ -258,7 +270,7 @@ class Ctx:
             self._stop_server(prog)
         srv = FcgiServer(PROGS[prog], env=env, nprocs=self.nprocs[prog],
                          sock_dir=self.tmp, umask=self.umask, cwd=self.tmp,
-                         wrapper=WRAPPER)
+                         wrapper=self.wrapper)
         self.servers[prog] = (key, srv)
         return srv
 
@@ -301,8 +313,9 @@ class Ctx:
                 if um is not None:
                     os.umask(um)
             try:
-                p = subprocess.run(WRAPPER + [PROGS[prog]], input=body, env=env,
-                                   capture_output=True, timeout=timeout,
+                p = subprocess.run(self.wrapper + [PROGS[prog]], input=body,
+                                   env=env, capture_output=True,
+                                   timeout=timeout,
                                    cwd=self.tmp, preexec_fn=pre)
             except subprocess.TimeoutExpired:
                 raise TestFailure("%s (CGI) did not finish in %ds"
@@ -354,6 +367,12 @@ class Ctx:
             check("\0" not in v and "\r" not in v and "\n" not in v,
                   "header %s holds CR/LF/NUL" % k)
         r = Resp(prog, method, status, headers, rbody, log, elapsed)
+        # every answer carries its length; HEAD's is checked against GET's
+        # in content_length_* below
+        what = "%s %s (%d)" % (method, PROG_NAMES[prog], status)
+        n = content_length(r, what)
+        if method != "HEAD":
+            eq(n, len(rbody), what + ": Content-Length vs the body's bytes")
         if prog == "install":
             for c in r.all("Set-Cookie"):
                 m = re.match(r"^[^=]+=([^;]*)", c)
@@ -1888,6 +1907,361 @@ def storage_unwritable_is_500(ctx):
     check(r.status in (400, 500), "redirect with an impossible SLACK_OAUTH_DB: "
                                   "status %d" % r.status)
     check_redirect_resp(ctx, r, r.status)
+
+
+# ---- Content-Length -------------------------------------------------------
+def check_length(r, status, what, page=True):
+    """r has status and a Content-Length: its body's bytes (GET, POST), or
+    an empty body (HEAD). page: the body is a page, not empty. Returns the
+    length."""
+    eq_status(r, status, what)
+    n = content_length(r, what)
+    if r.method == "HEAD":
+        eq(r.body, b"", what + ": HEAD body")   # its length: head_like_get
+    else:
+        eq(n, len(r.body), what + ": Content-Length vs the body's bytes")
+        if page:
+            check(n > 0, what + ": Content-Length 0 for an answer with a "
+                                "page")
+    return n
+
+
+def head_like_get(get, head, what):
+    """HEAD announces the length GET has (RFC 9110 8.6), though it sends
+    no body."""
+    n = content_length(get, what + " (GET)")
+    eq(content_length(head, what + " (HEAD)"), n,
+       what + ": Content-Length of HEAD vs GET")
+
+
+@test()
+def content_length_install(ctx):
+    g = ctx.install("")
+    check_length(g, 200, "install page")
+    h = ctx.install("", method="HEAD")
+    check_length(h, 200, "HEAD install page")
+    head_like_get(g, h, "install page")
+    g = ctx.install("team=bad")
+    check_length(g, 400, "install ?team=bad")
+    h = ctx.install("team=bad", method="HEAD")
+    check_length(h, 400, "HEAD install ?team=bad")
+    head_like_get(g, h, "install ?team=bad")
+    for m, body in (("POST", b"a=1"), ("PUT", b"x"), ("DELETE", b"")):
+        check_length(ctx.install("", method=m, body=body), 405, m + " install")
+    ctx.set(SLACK_DIRECT_INSTALL="1")
+    g = ctx.install(q(team="T0TEAM001"))
+    check_install_ok(ctx, g, "direct install", direct=True)
+    check_length(g, 302, "direct install", page=False)
+    h = ctx.install(q(team="T0TEAM001"), method="HEAD")
+    check_install_ok(ctx, h, "HEAD direct install", direct=True)
+    check_length(h, 302, "HEAD direct install", page=False)
+    head_like_get(g, h, "direct install")
+
+
+@test()
+def content_length_redirect(ctx):
+    r, _, _ = flow(ctx)
+    check_length(r, 200, "redirect success page")
+    state, _ = start(ctx)
+    code = ctx.fs.issue_code()
+    r = ctx.redirect(q(code=code, state=state))
+    check_redirect_resp(ctx, r, 400, "redirect without the cookie")
+    check_length(r, 400, "redirect 400 page (no cookie)")
+    query, ck = q(code=code, state=state), ctx.cookie_for(state)
+    p = ctx.redirect(query, cookie=ck, method="POST", body=b"code=x")
+    n = check_length(p, 405, "POST redirect")
+    h = ctx.redirect(query, cookie=ck, method="HEAD")
+    check_length(h, 405, "HEAD redirect")
+    eq(content_length(h, "HEAD redirect"), n,
+       "HEAD redirect: Content-Length vs that of the same 405 page to POST")
+    ctx.set(SLACK_FAILURE_URL="https://example.test/failed")
+    state, _ = start(ctx)
+    r = ctx.redirect(q(error="access_denied", state=state),
+                     cookie=ctx.cookie_for(state))
+    check_redirect_resp(ctx, r, 302, "redirect to SLACK_FAILURE_URL",
+                        location="https://example.test/failed"
+                                 "?error=access_denied")
+    check_length(r, 302, "redirect to SLACK_FAILURE_URL", page=False)
+
+
+# ---- what a run maps: libsqlite3 and libfcgi only when needed --------------
+LIBSQLITE = "libsqlite3.so.0"
+LIBFCGI = "libfcgi.so.0"
+SANITIZER_LIB = re.compile(r"^lib(asan|ubsan|lsan|tsan|msan)\.so")
+
+
+def elf_needed(path):
+    """The DT_NEEDED entries of an ELF file (readelf -d)."""
+    p = subprocess.run(["readelf", "-d", path], capture_output=True,
+                       text=True)
+    check(p.returncode == 0, "readelf -d %s failed: %s"
+          % (path, p.stderr.strip()[-300:]))
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", p.stdout)
+
+
+@test(modes=("cgi",))
+def lazy_libs_not_needed(ctx):
+    if not shutil.which("readelf"):
+        raise Skip("no readelf")
+    libs = [n for n in elf_needed(PROGS["install"])
+            if not SANITIZER_LIB.match(n)]
+    eq(libs, ["libc.so.6"], "slack-install's DT_NEEDED (sanitizer runtimes "
+                            "aside)")
+    libs = elf_needed(PROGS["redirect"])
+    check(not any(n.startswith("libfcgi.") for n in libs),
+          "slack-oauth-redirect has a DT_NEEDED on libfcgi: %r" % libs)
+    start(ctx, what="install (linked against libc alone)")
+
+
+def ld_debug(ctx, tag):
+    """The programs started from now on report what the glibc loader maps
+    (LD_DEBUG=files) in <tmp>/ld-<tag>.<pid>, one file a process, their
+    stderr untouched. Returns the prefix for loaded()."""
+    prefix = os.path.join(ctx.tmp, "ld-" + tag)
+    ctx.penv.update(LD_DEBUG="files", LD_DEBUG_OUTPUT=prefix)
+    return prefix
+
+
+def loaded(prefix, prog=None):
+    """{pid: set of library names the loader mapped} from the files of
+    ld_debug(); prog: only the processes of that program."""
+    out = {}
+    for fn in sorted(glob.glob(prefix + ".*")):
+        with open(fn, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        if prog is not None and PROGS[prog] not in text:
+            continue
+        out[fn.rpartition(".")[2]] = {
+            os.path.basename(m) for m in re.findall(r"\bfile=([^\s\[]+)",
+                                                    text)}
+    check(out, "no loader report for %s at %s.*"
+          % (PROG_NAMES[prog] if prog else "any program",
+             os.path.basename(prefix)))
+    return out
+
+
+def loaded_once(prefix, what):
+    """The libraries of the one process that wrote under prefix."""
+    runs = loaded(prefix)
+    eq(len(runs), 1, what + ": processes reporting what they loaded")
+    return next(iter(runs.values()))
+
+
+def check_key_file(path, what):
+    check(os.path.exists(path), "%s: no %s" % (what, os.path.basename(path)))
+    st = os.lstat(path)
+    check(stat.S_ISREG(st.st_mode), "%s: %s is not a regular file"
+          % (what, os.path.basename(path)))
+    eq(oct(stat.S_IMODE(st.st_mode)), oct(0o600),
+       "%s: mode of %s" % (what, os.path.basename(path)))
+    eq(st.st_size, 32, "%s: size of %s" % (what, os.path.basename(path)))
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def need_glibc_loader():
+    if WRAPPER:
+        raise Skip("CGI_WRAPPER set: the wrapper changes what is loaded")
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            raise ValueError
+    except (ValueError, OSError):
+        raise Skip("not glibc: no LD_DEBUG")
+
+
+@test()
+def lazy_libs_loaded_only_when_needed(ctx):
+    need_glibc_loader()
+    key = ctx.db + "-key"
+    if ctx.mode == "fcgi":
+        # FastCGI loads libfcgi itself, and works with it
+        prefix = ld_debug(ctx, "fcgi")
+        flow(ctx, what="redirect (FastCGI, loader debug on)")
+        for prog in ("install", "redirect"):
+            for pid, libs in loaded(prefix, prog).items():
+                check(LIBFCGI in libs, "FastCGI %s (pid %s) did not load %s"
+                      % (PROG_NAMES[prog], pid, LIBFCGI))
+        check_key_file(key, "after a FastCGI flow")
+        return
+    check(not os.path.exists(key), "a key file before the first run")
+    prefix = ld_debug(ctx, "first")
+    start(ctx, what="first install (new database)")
+    libs = loaded_once(prefix, "first install")
+    check(LIBSQLITE in libs, "the first CGI install on a new database did "
+                             "not load %s (it has no key file to sign "
+                             "with)" % LIBSQLITE)
+    check(LIBFCGI not in libs, "a CGI install loaded " + LIBFCGI)
+    k1 = check_key_file(key, "after the first install")
+
+    prefix = ld_debug(ctx, "second")
+    state, _ = start(ctx, what="second install (key file present)")
+    libs = loaded_once(prefix, "second install")
+    check(LIBSQLITE not in libs, "a CGI install loaded %s though %s "
+                                 "exists" % (LIBSQLITE,
+                                             os.path.basename(key)))
+    check(LIBFCGI not in libs, "a CGI install loaded " + LIBFCGI)
+
+    # the state signed with the key file alone is good at the redirect
+    prefix = ld_debug(ctx, "redirect")
+    r = ctx.redirect(q(code=ctx.fs.issue_code(), state=state),
+                     cookie=ctx.cookie_for(state))
+    check_redirect_resp(ctx, r, 200, "redirect with the state of an install "
+                                     "that did not open the database")
+    libs = loaded_once(prefix, "redirect")
+    check(LIBFCGI not in libs, "a CGI redirect loaded " + LIBFCGI)
+
+    # the key file gone: the install opens the database again and writes
+    # the same key back (the database's, which signed earlier states)
+    os.unlink(key)
+    prefix = ld_debug(ctx, "rekey")
+    start(ctx, what="install after the key file was removed")
+    libs = loaded_once(prefix, "install without the key file")
+    check(LIBSQLITE in libs, "an install without %s did not load %s"
+          % (os.path.basename(key), LIBSQLITE))
+    k2 = check_key_file(key, "after the key file was removed")
+    check(k1 == k2, "the key file written again holds another key than "
+                    "the first time")
+
+
+# ---- durable installations: the WAL synced before the answer ---------------
+STRACE_CALLS = ("openat", "close", "write", "pwrite64", "fdatasync", "fsync")
+_STRACE_OK = {}
+
+
+def need_strace():
+    if WRAPPER:
+        raise Skip("CGI_WRAPPER set: no strace under the wrapper")
+    if not shutil.which("strace"):
+        raise Skip("no strace")
+    if "ok" not in _STRACE_OK:
+        p = subprocess.run(["strace", "-o", os.devnull, "true"],
+                           capture_output=True)
+        _STRACE_OK["ok"] = p.returncode == 0
+    if not _STRACE_OK["ok"]:
+        raise Skip("strace cannot trace here (ptrace not permitted?)")
+
+
+class Syscall:
+    def __init__(self, line, pid, name, args):
+        self.start = self.end = line   # trace line numbers
+        self.pid = pid
+        self.name = name
+        self.args = args
+        self.ret = None
+
+    def fd(self):
+        m = re.match(r"^(\d+)\b", self.args)
+        return int(m.group(1)) if m else None
+
+    def path(self):
+        m = re.match(r'^[^,]*, "((?:[^"\\]|\\.)*)"', self.args)
+        return m.group(1) if m else None
+
+
+STRACE_CALL = re.compile(r"^(?:(\d+)\s+)?([a-z_0-9]+)\((.*)$")
+STRACE_RESUMED = re.compile(
+    r"^(?:(\d+)\s+)?<\.\.\. ([a-z_0-9]+) resumed>(.*)$")
+STRACE_RET = re.compile(r"\)\s+=\s+(-?\d+)(?:\s.*)?$")
+
+
+def strace_calls(path):
+    """The system calls of an `strace -f -o path` file, in the order they
+    began; those split by another thread's (<unfinished ...> and
+    <... resumed>) joined, .end the line they returned on."""
+    calls, pending = [], {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for i, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            m = STRACE_RESUMED.match(line)
+            if m:
+                c = pending.pop((m.group(1), m.group(2)), None)
+                if c is not None:
+                    c.end = i
+                    r = STRACE_RET.search(m.group(3))
+                    c.ret = int(r.group(1)) if r else None
+                continue
+            m = STRACE_CALL.match(line)
+            if not m:
+                continue                    # +++ exited, --- SIGCHLD ...
+            c = Syscall(i, m.group(1), m.group(2), m.group(3))
+            calls.append(c)
+            if m.group(3).endswith("<unfinished ...>"):
+                pending[(m.group(1), m.group(2))] = c
+            else:
+                r = STRACE_RET.search(m.group(3))
+                c.ret = int(r.group(1)) if r else None
+    return calls
+
+
+def wal_sync_before_answer(calls, wal):
+    """Checks: before the CGI answer (the first write to fd 1, "Status:
+    200 ..."), the last write to the WAL file wal is followed by a
+    successful fdatasync (or fsync) of it. Names calls by trace line, never
+    by content."""
+    fds = {}                # fd -> path, as opened and closed
+    writes, syncs = [], []
+    answer = None
+    opened = False
+    for c in calls:
+        if c.name == "openat":
+            if c.ret is not None and c.ret >= 0:
+                fds[c.ret] = c.path()
+                opened = opened or c.path() == wal
+        elif c.name == "close":
+            fds.pop(c.fd(), None)
+        elif c.name == "write" and c.fd() == 1:
+            check(c.args.startswith('1, "Status: 200 '),
+                  "the first write to stdout (trace line %d) is not the "
+                  "start of a 200 answer" % c.start)
+            answer = c
+            break
+        elif fds.get(c.fd()) != wal:
+            continue
+        elif c.name in ("write", "pwrite64"):
+            writes.append(c)
+        elif c.name in ("fdatasync", "fsync") and c.ret == 0:
+            syncs.append(c)
+    check(answer is not None, "no write(1, \"Status: 200 ...\") in the trace")
+    check(opened, "the redirect never opened %s before answering"
+          % os.path.basename(wal))
+    check(writes, "no write to %s before the answer: the installation was "
+                  "not written to the WAL" % os.path.basename(wal))
+    last = writes[-1]
+    after = [s for s in syncs if s.start > last.end and s.end < answer.start]
+    check(after, "no fdatasync of %s between its last write (%s, trace line "
+                 "%d) and the answer (trace line %d); syncs of it at lines "
+                 "%r" % (os.path.basename(wal), last.name, last.end,
+                         answer.start, [s.start for s in syncs]))
+
+
+@test(modes=("cgi",))
+def durable_install_wal_synced_before_answer(ctx):
+    need_strace()
+    state, _ = start(ctx)
+    code = ctx.fs.issue_code()
+    trace = os.path.join(ctx.tmp, "redirect.strace")
+    ctx.wrapper = ["strace", "-f", "-qq", "-e",
+                   "trace=" + ",".join(STRACE_CALLS), "-o", trace]
+    # LeakSanitizer (an ASan build) does not run under ptrace
+    ctx.penv["ASAN_OPTIONS"] = ":".join(
+        filter(None, (os.environ.get("ASAN_OPTIONS"), "detect_leaks=0")))
+    try:
+        r = ctx.redirect(q(code=code, state=state),
+                         cookie=ctx.cookie_for(state))
+    finally:
+        ctx.wrapper = list(WRAPPER)
+        del ctx.penv["ASAN_OPTIONS"]
+    check_redirect_resp(ctx, r, 200, "redirect under strace")
+    eq(len(ctx.table_rows("slack_installations")), 1, "installations stored")
+    wal_sync_before_answer(strace_calls(trace), ctx.db + "-wal")
+    sync = ctx.db + "-sync"
+    check(os.path.exists(sync), "no %s after a durable install"
+          % os.path.basename(sync))
+    st = os.lstat(sync)
+    check(stat.S_ISREG(st.st_mode), os.path.basename(sync) +
+          " is not a regular file")
+    eq(oct(stat.S_IMODE(st.st_mode)), oct(0o600),
+       "mode of " + os.path.basename(sync))
 
 
 # -------------------------------------------------------------- final checks

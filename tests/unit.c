@@ -738,6 +738,117 @@ test_conf_load(void)
 	rmdir(dir);
 }
 
+/* conf_load with key = value, as a request parameter or (env) in the
+ * process environment, SLACK_CLIENT_ID and the config file besides.
+ * Returns conf_load's answer, or -2 when it took another value for key. */
+static int
+conf_with(const char *file, const char *key, const char *value, int env,
+    char *err, size_t errlen)
+{
+	const char *p[9];
+	struct conf c;
+	int n = 0, k, rc;
+
+	if (!env)
+		p[n++] = key, p[n++] = value;
+	p[n++] = "SLACK_OAUTH_CONFIG", p[n++] = file;
+	if (strcmp(key, "SLACK_CLIENT_ID") != 0)
+		p[n++] = "SLACK_CLIENT_ID", p[n++] = "1.2";
+	p[n] = NULL;
+	if (env)
+		setenv(key, value, 1);
+	rc = conf_load(&c, params, p, 0, err, errlen);
+	for (k = 0; k < CONF__MAX; k++)
+		if (rc == 0 && strcmp(conf_name(k), key) == 0 &&
+		    (c.v[k] == NULL || strcmp(c.v[k], value) != 0))
+			rc = -2;
+	conf_free(&c);
+	if (env)
+		unsetenv(key);
+	return rc;
+}
+
+/* A long-lived process checks a setting once per distinct value (conf.c
+ * keeps the last valid value of each key): valid, then invalid, then
+ * valid again, the invalid one must be refused naming its key, whether
+ * it extends the cached value, is a prefix of it, comes in the same
+ * buffer, or from the environment; and a value valid for one key is not
+ * thereby valid for another. */
+static void
+test_conf_cache(void)
+{
+	static const struct {
+		const char *key, *good, *bad;
+	} t[] = {
+		{ "SLACK_STATE_TTL", "360", "3601" },
+		{ "SLACK_STATE_TTL", "360", "0" },
+		{ "SLACK_HTTP_TIMEOUT", "12", "121" },
+		{ "SLACK_SCOPES", "chat:write,commands", "chat:write," },
+		{ "SLACK_STATE_COOKIE", "my-cookie", "my-cookie;x" },
+		{ "SLACK_CLIENT_ID", "1.2", "1.2 3" },
+		{ "SLACK_DIRECT_INSTALL", "yes", "yess" },
+		{ "SLACK_API_URL", "http://127.0.0.1:9/api/",
+		    "http://127.0.0.1:9/api/?x=1" },
+		{ "SLACK_SUCCESS_URL", "/done", "/done\x01" },
+	};
+	static const char *const how[] = { "request", "same buffer",
+		"environment" };
+	char dir[] = "/tmp/unitconfXXXXXX", path[256], err[512], want[64];
+	char buf[128];
+	const char *g, *b;
+	size_t i;
+	int src, rc1, rc2, rc3;
+	FILE *f;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/slack-oauth.conf", dir);
+	CHECK((f = fopen(path, "w")) != NULL);
+	if (f != NULL)
+		fclose(f);
+	chmod(path, 0600);
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		for (src = 0; src < 3; src++) {
+			snprintf(want, sizeof(want), "%s: invalid", t[i].key);
+			g = t[i].good, b = t[i].bad;
+			if (src == 1)
+				g = b = buf, strcpy(buf, t[i].good);
+			rc1 = conf_with(
+			    path, t[i].key, g, src == 2, err, sizeof(err));
+			if (src == 1)
+				strcpy(buf, t[i].bad);
+			rc2 = conf_with(
+			    path, t[i].key, b, src == 2, err, sizeof(err));
+			CHECK(
+			    rc2 != -1 || strncmp(err, want, strlen(want)) == 0);
+			if (src == 1)
+				strcpy(buf, t[i].good);
+			rc3 = conf_with(
+			    path, t[i].key, g, src == 2, err, sizeof(err));
+			if (rc1 != 0 || rc2 != -1 || rc3 != 0)
+				printf("  %s (%s): valid, invalid, valid "
+				       "again gave %d, %d, %d; want 0, -1, 0\n",
+				    t[i].key, how[src], rc1, rc2, rc3);
+			CHECK(rc1 == 0 && rc2 == -1 && rc3 == 0);
+		}
+	/* The cache is per key: http on a host not loopback is a page URL,
+	 * not a Slack URL. */
+	CHECK(conf_with(path, "SLACK_SUCCESS_URL", "http://example.test/api/",
+		  0, err, sizeof(err)) == 0);
+	CHECK(conf_with(path, "SLACK_API_URL", "http://example.test/api/", 0,
+		  err, sizeof(err)) == -1);
+	CHECK(strncmp(err, "SLACK_API_URL: invalid", 22) == 0);
+	/* Nor in one load: "/x" is a page URL, not a cookie name. */
+	const char *p2[] = { "SLACK_OAUTH_CONFIG", path, "SLACK_CLIENT_ID",
+		"1.2", "SLACK_INSTALL_URL", "/x", "SLACK_STATE_COOKIE", "/x",
+		NULL };
+	struct conf c;
+	CHECK(conf_load(&c, params, p2, 0, err, sizeof(err)) == -1);
+	CHECK(strncmp(err, "SLACK_STATE_COOKIE: invalid", 27) == 0);
+	conf_free(&c);
+	unlink(path);
+	rmdir(dir);
+}
+
 /* An oauth.v2.access body with the given middle. */
 #define ACCESS(...) "{\"ok\":true,\"app_id\":\"A0APP0001\"," __VA_ARGS__ "}"
 
@@ -1100,6 +1211,7 @@ main(void)
 	RUN(test_conf_validators);
 	RUN(test_conf_file);
 	RUN(test_conf_load);
+	RUN(test_conf_cache);
 	RUN(test_slack_parse_access);
 	RUN(test_slack_parse_auth_test);
 	RUN(test_state_and_store);
