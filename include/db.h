@@ -8,8 +8,6 @@
 
 struct db;
 
-#define DB_VERSION 1 /* the schema version this build creates and expects */
-
 /* Results of database calls. */
 enum { DB_OK = 0, DB_ERR = -1, DB_BUSY = -2 };
 
@@ -49,6 +47,7 @@ void db_busy_timeout(struct db *, int ms);
  * writing anything. */
 struct db_info {
 	int version;      /* the schema version */
+	int current;      /* the version this build creates and upgrades to */
 	char journal[16]; /* SQLite's journal mode; "" for PostgreSQL */
 	int intact;       /* SQLite's quick_check said ok; 1 for PostgreSQL */
 };

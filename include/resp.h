@@ -30,6 +30,10 @@ int resp_redirect(struct resp *, const char *location);
 /* Discards headers and body added so far, keeping the common ones. */
 void resp_reset(struct resp *);
 
+/* Makes a used response an empty 200 again, its memory kept for the next
+ * request and the old headers wiped. */
+void resp_recycle(struct resp *);
+
 /* The reason phrase of a status we use. */
 const char *resp_reason(int status);
 

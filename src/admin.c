@@ -162,17 +162,17 @@ cmd_check(void)
 			complain("database: %s", err);
 			goto out;
 		}
-		if (info.version > DB_VERSION) {
+		if (info.version > info.current) {
 			complain(
 			    "database: %s: schema version %d is newer than this "
 			    "program's %d",
-			    dirbuf, info.version, DB_VERSION);
+			    dirbuf, info.version, info.current);
 			goto out;
 		}
 		printf("database: ok (%s, PostgreSQL, schema version %d%s)\n",
 		    dirbuf, info.version,
 		    info.version == 0 ? ", created on first use"
-			: info.version < DB_VERSION
+			: info.version < info.current
 			? ", will be upgraded on first use"
 			: "");
 		rc = 0;
@@ -233,10 +233,10 @@ cmd_check(void)
 		complain("database: %s", err);
 		goto out;
 	}
-	if (info.version > DB_VERSION) {
+	if (info.version > info.current) {
 		complain("database: %s: schema version %d is newer than this "
 			 "program's %d",
-		    path, info.version, DB_VERSION);
+		    path, info.version, info.current);
 		goto out;
 	}
 	if (!info.intact) {
@@ -248,7 +248,8 @@ cmd_check(void)
 	printf(
 	    "database: ok (%s, schema version %d%s, journal %s, mode %04o)\n",
 	    path, info.version,
-	    info.version < DB_VERSION ? ", will be upgraded on first use" : "",
+	    info.version < info.current ? ", will be upgraded on first use"
+					: "",
 	    info.journal, (unsigned)(st.st_mode & 07777));
 	rc = 0;
 out:

@@ -93,10 +93,13 @@ static struct {
 static int
 sidecar_path(const char *target, char *out, size_t len)
 {
-	return db_is_pg(target) ||
-		(size_t)snprintf(out, len, "%s" SIDECAR, target) >= len
-	    ? -1
-	    : 0;
+	size_t n = strlen(target);
+
+	if (db_is_pg(target) || n + sizeof(SIDECAR) > len)
+		return -1;
+	memcpy(out, target, n);
+	memcpy(out + n, SIDECAR, sizeof(SIDECAR));
+	return 0;
 }
 
 int

@@ -14,7 +14,8 @@
 #include "store.h"
 #include "util.h"
 
-#define LIBPQ "libpq.so.5"
+#define PG_VERSION 1 /* the schema version this build creates */
+#define LIBPQ      "libpq.so.5"
 
 /* The libpq functions we use, resolved once. */
 static struct {
@@ -388,12 +389,12 @@ migrate(struct db *db, char *err, size_t errlen)
 		 NULL)) != DB_OK ||
 	    (rc = version(db, &v)) != DB_OK)
 		goto fail;
-	if (v > DB_VERSION) {
+	if (v > PG_VERSION) {
 		rollback(db);
 		snprintf(err, errlen,
 		    "PostgreSQL: schema version %d is newer than "
 		    "this program's %d",
-		    v, DB_VERSION);
+		    v, PG_VERSION);
 		return DB_ERR;
 	}
 	if (v < 1) {
@@ -457,7 +458,7 @@ pg_open(struct db *db, char *err, size_t errlen)
 		snprintf(err, errlen, "PostgreSQL: %s", pg_errmsg(db));
 		return rc;
 	}
-	return v == DB_VERSION ? DB_OK : migrate(db, err, errlen);
+	return v == PG_VERSION ? DB_OK : migrate(db, err, errlen);
 }
 
 static void
@@ -486,6 +487,7 @@ pg_inspect(const char *target, struct db_info *info, char *err, size_t errlen)
 	int rc;
 
 	memset(info, 0, sizeof(*info));
+	info->current = PG_VERSION;
 	if (load(err, errlen) == -1)
 		return DB_ERR;
 	if ((db.h = calloc(1, sizeof(struct pgc))) == NULL)

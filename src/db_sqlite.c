@@ -21,6 +21,8 @@
 #include "store.h"
 #include "util.h"
 
+#define SQ_VERSION 2 /* the schema version this build creates */
+
 enum stmt {
 	STMT_KEY_GET,
 	STMT_KEY_PUT,
@@ -312,6 +314,22 @@ static const char schema_v1[] =
     " name text primary key,"
     " expires_at integer not null) WITHOUT ROWID;";
 
+/* Version 2: used states keyed by (expires_at, hash). A state's expiry is
+ * inside its signed bytes, so the pair is as unique as the hash; in expiry
+ * order, new records go to the end of one B-tree, which the purge takes
+ * from the start of, where version 1's random keys and expiry index wrote
+ * two scattered pages a record. */
+static const char schema_v2[] =
+    "DROP INDEX IF EXISTS slack_oauth_states_expiry;"
+    "ALTER TABLE slack_oauth_states RENAME TO slack_oauth_states_v1;"
+    "CREATE TABLE slack_oauth_states ("
+    " expires_at integer not null,"
+    " hash blob not null,"
+    " primary key (expires_at, hash)) WITHOUT ROWID;"
+    "INSERT INTO slack_oauth_states (expires_at, hash)"
+    " SELECT expires_at, hash FROM slack_oauth_states_v1;"
+    "DROP TABLE slack_oauth_states_v1;";
+
 /* Our own columns, added to SDK-made tables when missing. */
 static const struct {
 	const char *probe, *add;
@@ -381,7 +399,7 @@ journal_is_wal(sqlite3 *h)
 	return wal;
 }
 
-/* Brings the schema to DB_VERSION under one write lock, so that processes
+/* Brings the schema to SQ_VERSION under one write lock, so that processes
  * starting together on a new file do it once. */
 static int
 migrate(struct db *db, char *err, size_t errlen)
@@ -405,11 +423,11 @@ migrate(struct db *db, char *err, size_t errlen)
 		goto fail;
 	if ((rc = user_version(Q(db)->h, &v)) != DB_OK)
 		goto rollback;
-	if (v > DB_VERSION) {
+	if (v > SQ_VERSION) {
 		snprintf(err, errlen,
 		    "%s: schema version %d is newer than this "
 		    "program's %d",
-		    db->target, v, DB_VERSION);
+		    db->target, v, SQ_VERSION);
 		sq_rollback(db);
 		return DB_ERR;
 	}
@@ -447,12 +465,15 @@ migrate(struct db *db, char *err, size_t errlen)
 		}
 		sqlite3_reset(st);
 		explicit_bzero(key, sizeof(key));
-		if ((rc = sq_rc(sqlite3_exec(Q(db)->h,
-			 "PRAGMA user_version = 1", NULL, NULL, NULL))) !=
-		    DB_OK)
-			goto rollback;
 	}
-	/* Later versions: if (v < 2) { ... PRAGMA user_version = 2 } */
+	if (v < 2 &&
+	    (rc = sq_rc(sqlite3_exec(Q(db)->h, schema_v2, NULL, NULL, NULL))) !=
+		DB_OK)
+		goto rollback;
+	/* Later versions: if (v < 3) { ... } */
+	if ((rc = sq_rc(sqlite3_exec(Q(db)->h, "PRAGMA user_version = 2", NULL,
+		 NULL, NULL))) != DB_OK)
+		goto rollback;
 	if ((rc = sq_commit(db)) != DB_OK)
 		goto fail;
 	return DB_OK;
@@ -567,7 +588,7 @@ sq_open(struct db *db, char *err, size_t errlen)
 		    err, errlen, "%s: %s", db->target, sqlite3_errmsg(q->h));
 		return rc;
 	}
-	if (v != DB_VERSION && (rc = migrate(db, err, errlen)) != DB_OK)
+	if (v != SQ_VERSION && (rc = migrate(db, err, errlen)) != DB_OK)
 		return rc;
 	if ((q->wal = journal_is_wal(q->h)))
 		sync_open(q, db->target);
@@ -761,6 +782,7 @@ sq_inspect(const char *path, struct db_info *info, char *err, size_t errlen)
 	int rc = DB_ERR;
 
 	memset(info, 0, sizeof(*info));
+	info->current = SQ_VERSION;
 	if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
 		goto out;
 	sqlite3_busy_timeout(h, LIM_BUSY_MS);

@@ -32,6 +32,16 @@ resp_reset(struct resp *r)
 }
 
 void
+resp_recycle(struct resp *r)
+{
+	if (r->head.p != NULL)
+		explicit_bzero(r->head.p, r->head.len);
+	resp_reset(r);
+	r->status = 200;
+	r->no_body = 0;
+}
+
+void
 resp_free(struct resp *r)
 {
 	/* Headers may carry a state cookie; pages never carry secrets. */

@@ -133,6 +133,10 @@ fcgi_put(void *arg, const char *p, size_t n)
 	return fcgi.put_str(p, (int)n, f->rq->out) == (int)n ? 0 : -1;
 }
 
+/* The response of the request being served: its buffers serve request
+ * after request. */
+static struct resp kept;
+
 static void
 one(handler_fn h, conf_param_fn param, void *pctx, put_fn put, void *out)
 {
@@ -146,7 +150,9 @@ one(handler_fn h, conf_param_fn param, void *pctx, put_fn put, void *out)
 	c.param = param;
 	c.pctx = pctx;
 	c.outcome = "ok";
-	resp_init(&c.resp);
+	if (kept.head.max == 0)
+		resp_init(&kept);
+	c.resp = kept;
 	h(&c);
 	/* RFC 3875 4.3.2: no body for HEAD, whatever the status. */
 	if ((method = param(pctx, "REQUEST_METHOD")) != NULL &&
@@ -170,7 +176,8 @@ one(handler_fn h, conf_param_fn param, void *pctx, put_fn put, void *out)
 		put(out, c.resp.body.p, c.resp.body.len);
 	log_request(c.outcome, c.resp.status, c.team, c.enterprise,
 	    now_ms() - t0, c.detail);
-	resp_free(&c.resp);
+	kept = c.resp;
+	resp_recycle(&kept);
 }
 
 int
@@ -186,6 +193,7 @@ serve(const char *prog, handler_fn h)
 	if (!is_fastcgi()) {
 		one(h, cgi_param, NULL, cgi_put, NULL);
 		fflush(stdout);
+		resp_free(&kept);
 		db_release();
 		return 0;
 	}
@@ -204,6 +212,7 @@ serve(const char *prog, handler_fn h)
 		fcgi.finish(&rq);
 	}
 	fcgi.free(&rq, 1);
+	resp_free(&kept);
 	db_release();
 	return 0;
 }

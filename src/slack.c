@@ -79,7 +79,6 @@ post(const struct conf *c, const char *method, const char *form,
 		snprintf(why, whylen, "%s: URL too long", method);
 		goto out;
 	}
-	curl_easy_reset(curl);
 	curl_easy_setopt(curl, CURLOPT_URL, buf_str(&url));
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR,
 	    strncmp(api, "https:", 6) == 0 ? "https" : "http");
@@ -103,6 +102,9 @@ post(const struct conf *c, const char *method, const char *form,
 			goto out;
 		}
 		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_NONE);
+		curl_easy_setopt(curl, CURLOPT_USERNAME, NULL);
+		curl_easy_setopt(curl, CURLOPT_PASSWORD, NULL);
 	} else {
 		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(curl, CURLOPT_USERNAME, c->v[CONF_CLIENT_ID]);

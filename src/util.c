@@ -21,10 +21,9 @@ ct_streq(const char *a, const char *b)
 	return d == 0;
 }
 
-int
-rand_bytes(void *p, size_t n)
+static int
+getrandom_all(unsigned char *c, size_t n)
 {
-	unsigned char *c = p;
 	ssize_t r;
 
 	while (n > 0) {
@@ -37,6 +36,29 @@ rand_bytes(void *p, size_t n)
 		c += r;
 		n -= (size_t)r;
 	}
+	return 0;
+}
+
+/* Small requests come from a pool that one getrandom call refills, 512
+ * bytes at a time (16 states); what is handed out is wiped from it. */
+int
+rand_bytes(void *p, size_t n)
+{
+	static unsigned char pool[512];
+	static size_t left;
+	unsigned char *from;
+
+	if (n > sizeof(pool))
+		return getrandom_all(p, n);
+	if (left < n) {
+		if (getrandom_all(pool, sizeof(pool)) == -1)
+			return -1;
+		left = sizeof(pool);
+	}
+	from = pool + sizeof(pool) - left;
+	memcpy(p, from, n);
+	explicit_bzero(from, n);
+	left -= n;
 	return 0;
 }
 
