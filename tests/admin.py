@@ -376,6 +376,7 @@ class Ctx:
                     state = m.group(1)
         check(state, "slack-install set no state cookie")
         add_state(state)
+        self.last_state = state
         n = len(self.fs.exchanges)
         code = self.fs.issue_code()
         (status, headers, body), log = self.cgi(
@@ -934,15 +935,30 @@ def not_a_database(ctx):
 
 @test
 def check_schema_newer(ctx):
+    """A file of a newer build (3, the next version, and 99): `check` names
+    both versions and exits 1, and neither it nor a command that opens the
+    database (`purge`) touches the file."""
     ctx.install("bot")
-    c = sqlite3.connect(ctx.db)
-    c.execute("PRAGMA user_version = 99")
-    c.commit()
-    c.close()
-    r = ctx.admin("check")
-    ctx.expect(r, 1)
-    check("99" in r.err, "check: the message does not give the version: %r"
-          % r.err)
+    before = db_snapshot(ctx)
+    for v in (3, 99):
+        set_user_version(ctx.db, v)
+        r = ctx.admin("check")
+        ctx.expect(r, 1, "check on a version-%d file" % v)
+        msg = "schema version %d is newer than this program's %d" % (
+            v, SQ_VERSION)
+        check(msg in r.err, "check: no %r in %r" % (msg, r.err))
+        check(ctx.db in r.err, "check: the message does not name the "
+              "database: %r" % r.err)
+        r = ctx.admin("purge")
+        ctx.expect(r, 1, "purge on a version-%d file" % v)
+        check(msg in r.err, "purge: no %r in %r" % (msg, r.err))
+        eq(r.out, "", "purge on a version-%d file: stdout" % v)
+        after = db_snapshot(ctx)
+        eq(after["user_version"], v, "user_version after check and purge")
+        check(after["schema"] == before["schema"],
+              "version %d: check or purge changed the schema" % v)
+        check(after["states"] == before["states"],
+              "version %d: check or purge changed slack_oauth_states" % v)
 
 
 # ------------------------------------------------------------------- list
@@ -1607,6 +1623,303 @@ def purge_fresh_database(ctx):
         mode = os.stat(ctx.db + suffix).st_mode & 0o777
         eq(oct(mode), oct(0o600), "mode of the database%s file the admin "
            "command made (umask 022)" % suffix)
+
+
+# ------------------------------------------------- schema version 1 -> 2
+SQ_VERSION = 2      # the SQLite schema version this build writes
+# Version 1's used-state table, as src/db_sqlite.c's schema_v1 made it.
+V1_STATES_TABLE = ("CREATE TABLE slack_oauth_states ("
+                   " hash blob primary key,"
+                   " expires_at integer not null) WITHOUT ROWID")
+V1_STATES_INDEX = ("CREATE INDEX slack_oauth_states_expiry"
+                   " ON slack_oauth_states (expires_at)")
+
+
+def set_user_version(path, v):
+    c = sqlite3.connect(path, timeout=10)
+    try:
+        c.execute("PRAGMA user_version = %d" % v)
+        c.commit()
+    finally:
+        c.close()
+
+
+def norm_sql(sql):
+    return re.sub(r"\s+", " ", (sql or "").lower()).replace("( ", "(")
+
+
+def db_snapshot(ctx):
+    """What a migration must keep or change, read with the programs
+    stopped. Holds secrets (the key, tokens): compare, never print."""
+    c = sqlite3.connect(ctx.db, timeout=10)
+    try:
+        snap = {
+            "user_version": c.execute("PRAGMA user_version").fetchone()[0],
+            "integrity": [r[0] for r in
+                          c.execute("PRAGMA integrity_check")],
+            "schema": sorted(c.execute(
+                "select type, name, tbl_name, sql from sqlite_master "
+                "where name not like 'sqlite_autoindex%'")),
+            "states": sorted(c.execute(
+                "select hash, expires_at from slack_oauth_states")),
+            "keys": list(c.execute(
+                "select id, key, created_at from slack_oauth_keys "
+                "order by id")),
+            "installations": list(c.execute(
+                "select * from slack_installations order by id")),
+            "bots": list(c.execute("select * from slack_bots order by id")),
+            # (name, pk position) of slack_oauth_states' columns
+            "states_pk": sorted((r[5], r[1]) for r in c.execute(
+                "PRAGMA table_info(slack_oauth_states)") if r[5]),
+        }
+    finally:
+        c.close()
+    try:
+        with open(ctx.db + "-key", "rb") as f:
+            snap["sidecar"] = f.read()
+    except FileNotFoundError:
+        snap["sidecar"] = None
+    return snap
+
+
+def states_sql(snap):
+    return {name: sql for typ, name, tbl, sql in snap["schema"]
+            if tbl in ("slack_oauth_states", "slack_oauth_states_v1")
+            or name.startswith("slack_oauth_states")}
+
+
+def to_schema_v1(ctx):
+    """Turns a database the current programs made back into the file a
+    version-1 build would have left: slack_oauth_states in the v1 layout
+    with its expiry index, the same (hash, expires_at) rows, user_version
+    1. Everything else (installations, the key) is as v1 had it."""
+    c = sqlite3.connect(ctx.db, timeout=10, isolation_level=None)
+    try:
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("CREATE TEMP TABLE keep AS "
+                  "SELECT hash, expires_at FROM slack_oauth_states")
+        c.execute("DROP TABLE slack_oauth_states")
+        c.execute(V1_STATES_TABLE)
+        c.execute(V1_STATES_INDEX)
+        c.execute("INSERT INTO slack_oauth_states (hash, expires_at) "
+                  "SELECT hash, expires_at FROM keep")
+        c.execute("DROP TABLE temp.keep")
+        c.execute("PRAGMA user_version = 1")
+        c.execute("COMMIT")
+    finally:
+        c.close()
+    snap = db_snapshot(ctx)
+    # the file really is version 1 now
+    eq(snap["user_version"], 1, "user_version of the rebuilt v1 file")
+    eq(snap["states_pk"], [(1, "hash")], "v1 primary key of "
+       "slack_oauth_states")
+    sqls = states_sql(snap)
+    check("slack_oauth_states_expiry" in sqls,
+          "the rebuilt v1 file has no slack_oauth_states_expiry index")
+    eq(snap["integrity"], ["ok"], "integrity_check of the rebuilt v1 file")
+    return snap
+
+
+def v1_database(ctx, shape="user"):
+    """A full flow by the current programs, then the file turned back into
+    version 1. Returns (the state that flow used, the v1 snapshot)."""
+    ctx.install(shape)
+    state = ctx.last_state
+    before = db_snapshot(ctx)
+    eq(before["user_version"], SQ_VERSION, "user_version the programs made")
+    check(len(before["states"]) >= 1, "the flow recorded no used state")
+    check(before["keys"], "the flow stored no key")
+    check(before["installations"] and before["bots"],
+          "the flow stored no installation")
+    v1 = to_schema_v1(ctx)
+    check(v1["states"] == before["states"],
+          "rebuilding the v1 table changed its rows")
+    return state, v1
+
+
+def redirect_with(ctx, state, code=None):
+    """The redirect with state as both parameter and cookie and a fresh
+    code: (status, body text, log)."""
+    code = code or ctx.fs.issue_code()
+    (status, _, body), log = ctx.cgi(
+        REDIRECT, query=urllib.parse.urlencode({"code": code,
+                                                "state": state}),
+        cookie="%s=%s" % (COOKIE, state))
+    return status, body.decode("utf-8", "replace"), log
+
+
+def expect_replay_rejected(ctx, state, what):
+    n = len(ctx.fs.exchanges)
+    ctx.fs.clear()
+    status, body, log = redirect_with(ctx, state)
+    check(status == 400 and "outcome=invalid_state" in log,
+          "%s: expected 400 invalid_state, got %d; log: %s"
+          % (what, status, redact(log)[-400:]))
+    check("already used" in body, "%s: the page does not say the link "
+          "was used" % what)
+    eq(len(ctx.fs.exchanges), n, "%s: codes exchanged" % what)
+    eq(ctx.fs.api_requests("oauth.v2.access"), [],
+       "%s: oauth.v2.access calls" % what)
+
+
+def check_v2_layout(ctx, snap, what):
+    eq(snap["user_version"], SQ_VERSION, what + ": user_version")
+    eq(snap["states_pk"], [(1, "expires_at"), (2, "hash")],
+       what + ": primary key of slack_oauth_states (position, column)")
+    sqls = states_sql(snap)
+    eq(sorted(sqls), ["slack_oauth_states"], what + ": the used-state "
+       "table's schema entries (no slack_oauth_states_expiry index, no "
+       "slack_oauth_states_v1 table)")
+    sql = norm_sql(sqls["slack_oauth_states"])
+    check("primary key (expires_at, hash)" in sql and
+          sql.endswith("without rowid"),
+          "%s: slack_oauth_states is not the v2 table: %r" % (what, sql))
+    names = [name for _, name, _, _ in snap["schema"]]
+    for gone in ("slack_oauth_states_expiry", "slack_oauth_states_v1"):
+        check(gone not in names, "%s: %s left behind" % (what, gone))
+    eq(snap["integrity"], ["ok"], what + ": PRAGMA integrity_check")
+
+
+@test
+def schema_v1_check_reports_upgrade(ctx):
+    """`check` on a version-1 file: exit 0, "schema version 1, will be
+    upgraded on first use", and the file is left at version 1 (check only
+    reads)."""
+    _, v1 = v1_database(ctx)
+    r = ctx.admin("check")
+    ctx.expect(r, 0, "check on a version-1 file")
+    check(re.search(r"\bschema version 1, will be upgraded on first use\b",
+                    r.out),
+          "check: no 'schema version 1, will be upgraded on first use' in "
+          "%r" % r.out)
+    eq(r.err, "", "check on a version-1 file: stderr")
+    after = db_snapshot(ctx)
+    eq(after["user_version"], 1, "user_version after check")
+    check(after["schema"] == v1["schema"], "check changed the schema")
+    # …and on the current version, no upgrade is announced.
+    set_user_version(ctx.db, SQ_VERSION)
+    r = ctx.admin("check")
+    ctx.expect(r, 0, "check on a version-%d file" % SQ_VERSION)
+    check("schema version %d," % SQ_VERSION in r.out and
+          "upgraded" not in r.out,
+          "check on a current file: %r" % r.out)
+
+
+@test
+def schema_v1_migrates_keeping_used_states(ctx):
+    """The redirect is the first program to open a version-1 file: the
+    replayed, already used state is still refused (its record survived the
+    copy), and the file is version 2 with the v2 table, the same rows, the
+    same key and installations, and nothing of v1 left."""
+    state, v1 = v1_database(ctx)
+    expect_replay_rejected(ctx, state, "replay on a version-1 file")
+    after = db_snapshot(ctx)
+    check_v2_layout(ctx, after, "after the first use")
+    eq(len(after["states"]), len(v1["states"]),
+       "slack_oauth_states rows after the migration and a refused replay")
+    check(after["states"] == v1["states"],
+          "slack_oauth_states: the migration changed the rows")
+    check(after["keys"] == v1["keys"], "slack_oauth_keys changed")
+    check(after["sidecar"] == v1["sidecar"], "the key file changed")
+    eq(len(after["installations"]), len(v1["installations"]),
+       "slack_installations rows")
+    eq(len(after["bots"]), len(v1["bots"]), "slack_bots rows")
+    check(after["installations"] == v1["installations"] and
+          after["bots"] == v1["bots"], "installation rows changed")
+    # every other table and index is as version 1 had it
+    eq([e[:3] for e in after["schema"] if e[2] != "slack_oauth_states"],
+       [e[:3] for e in v1["schema"] if e[2] != "slack_oauth_states"],
+       "the other tables and indexes")
+    r = ctx.admin("check")
+    ctx.expect(r, 0, "check after the migration")
+    check("schema version %d," % SQ_VERSION in r.out and
+          "upgraded" not in r.out,
+          "check after the migration: %r" % r.out)
+
+
+@test
+def schema_v1_then_new_flow(ctx):
+    """After the migration, a new install works and its state is single-use
+    in the v2 table; the old state stays refused."""
+    state, v1 = v1_database(ctx)
+    expect_replay_rejected(ctx, state, "replay on a version-1 file")
+    migrated = db_snapshot(ctx)
+    eq(migrated["user_version"], SQ_VERSION, "user_version after first use")
+    ctx.install("bot")       # 200, and the code exchanged (checked there)
+    fresh = ctx.last_state
+    check(fresh != state, "the new flow got the old state")
+    after = db_snapshot(ctx)
+    eq(len(after["states"]), len(migrated["states"]) + 1,
+       "slack_oauth_states rows after a new flow")
+    check(set(migrated["states"]) < set(after["states"]),
+          "the new flow lost the migrated rows")
+    eq(len(after["installations"]), len(v1["installations"]) + 1,
+       "slack_installations rows after a new flow")
+    expect_replay_rejected(ctx, fresh, "replay of the new state")
+    expect_replay_rejected(ctx, state, "the old state again")
+    final = db_snapshot(ctx)
+    check(final["states"] == after["states"],
+          "refused replays changed slack_oauth_states")
+    check_v2_layout(ctx, final, "after a new flow")
+
+
+def add_states(ctx, rows):
+    c = sqlite3.connect(ctx.db, timeout=10)
+    try:
+        with c:
+            for h, exp in rows:
+                c.execute("insert into slack_oauth_states (hash, expires_at) "
+                          "values (?, ?)", [h, exp])
+    finally:
+        c.close()
+
+
+def purge_and_check(ctx, expired, future, before, what):
+    r = ctx.admin("purge")
+    ctx.expect(r, 0, what)
+    eq(r.out.strip(), "deleted %d expired state%s"
+       % (len(expired), "" if len(expired) == 1 else "s"),
+       what + ": output")
+    after = db_snapshot(ctx)
+    check_v2_layout(ctx, after, what)
+    eq(len(after["states"]), len(before["states"]) + len(future),
+       what + ": rows left")
+    left = set(after["states"])
+    check(not left & set(expired), what + ": an expired row is left")
+    check(set(before["states"]) | set(future) == left,
+          what + ": a row that had not expired is gone")
+    r = ctx.admin("purge")
+    ctx.expect(r, 0, what + ", again")
+    eq(r.out.strip(), "deleted 0 expired states", what + ", again: output")
+
+
+@test
+def schema_v1_purge_after_migration(ctx):
+    """`purge` on a migrated file deletes the expired rows and only those."""
+    state, _ = v1_database(ctx)
+    expect_replay_rejected(ctx, state, "replay on a version-1 file")
+    before = db_snapshot(ctx)
+    eq(before["user_version"], SQ_VERSION, "user_version after first use")
+    now = int(time.time())
+    expired = [(os.urandom(32), now - 60)]
+    future = [(os.urandom(32), now + 3600)]
+    add_states(ctx, expired + future)
+    purge_and_check(ctx, expired, future, before, "purge after the migration")
+    expect_replay_rejected(ctx, state, "replay after the purge")
+
+
+@test
+def schema_v1_purge_first_use(ctx):
+    """`purge` as the first program to open a version-1 file holding
+    expired and live rows (in the v1 table): it migrates, then deletes the
+    expired ones only."""
+    state, v1 = v1_database(ctx)
+    now = int(time.time())
+    expired = [(os.urandom(32), now - 60), (os.urandom(32), now - 1)]
+    future = [(os.urandom(32), now + 3600)]
+    add_states(ctx, expired + future)
+    purge_and_check(ctx, expired, future, v1, "purge on a version-1 file")
+    expect_replay_rejected(ctx, state, "replay after the purge")
 
 
 # ----------------------------------------------------- secrets, overall
