@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <malloc.h>
 #include <string.h>
 
 #include "buf.h"
@@ -111,6 +112,11 @@ handle_install(struct ctx *c)
 			state)) != STATE_OK) {
 		page_unavailable(c, sr == STATE_BUSY, db_errmsg(db));
 		goto out;
+	} else if (db_key_peek(conf.v[CONF_DB], key) == 0) {
+		/* The sidecar serves from now on: a long-lived process gives
+		 * the connection, SQLite and their memory back. */
+		db_release();
+		malloc_trim(0);
 	}
 	if (sr != STATE_OK) {
 		page_unavailable(c, 0, "cannot sign a state");

@@ -14,10 +14,6 @@
 
 /* X(return type, name, parameters, arguments, answer when not loaded) */
 #define FUNCS                                                                  \
-	X(int, sqlite3_open_v2,                                                \
-	    (const char *f, sqlite3 **h, int flags, const char *vfs),          \
-	    (f, h, flags, vfs), SQLITE_CANTOPEN)                               \
-	X(int, sqlite3_close, (sqlite3 * h), (h), SQLITE_OK)                   \
 	X(const char *, sqlite3_errmsg, (sqlite3 * h), (h), "out of memory")   \
 	X(const char *, sqlite3_errstr, (int rc), (rc),                        \
 	    "cannot load " LIBSQLITE)                                          \
@@ -88,30 +84,69 @@ static struct {
 #define X(ret, name, params, args, fail) __typeof__(name) *name;
 	FUNCS
 #undef X
+	__typeof__(sqlite3_open_v2) *sqlite3_open_v2;
+	__typeof__(sqlite3_close) *sqlite3_close;
 	__typeof__(sqlite3_db_config) *sqlite3_db_config;
 } lib;
+static void *handle;
+static int state;  /* 1 once loaded, -1 if it cannot be */
+static int opened; /* connections open */
 
-/* 1 once loaded, -1 if it cannot be. */
 static int
 load(void)
 {
-	static int state;
 	void *h;
 
 	if (state != 0)
 		return state;
 	state = -1;
-	if ((h = dlopen(LIBSQLITE, RTLD_NOW | RTLD_LOCAL)) == NULL)
+	if ((h = handle = dlopen(LIBSQLITE, RTLD_NOW | RTLD_LOCAL)) == NULL)
 		return state;
 #define X(ret, name, params, args, fail)                                       \
 	if ((*(void **)&lib.name = dlsym(h, #name)) == NULL)                   \
 		return state;
 	FUNCS
 #undef X
-	if ((*(void **)&lib.sqlite3_db_config =
+	if ((*(void **)&lib.sqlite3_open_v2 = dlsym(h, "sqlite3_open_v2")) ==
+		NULL ||
+	    (*(void **)&lib.sqlite3_close = dlsym(h, "sqlite3_close")) ==
+		NULL ||
+	    (*(void **)&lib.sqlite3_db_config =
 		    dlsym(h, "sqlite3_db_config")) == NULL)
 		return state;
 	return state = 1;
+}
+
+int
+sqlite3_open_v2(const char *f, sqlite3 **h, int flags, const char *vfs)
+{
+	int rc;
+
+	if (load() != 1) {
+		*h = NULL;
+		return SQLITE_CANTOPEN;
+	}
+	rc = lib.sqlite3_open_v2(f, h, flags, vfs);
+	if (*h != NULL)
+		opened++; /* even on failure, *h needs sqlite3_close */
+	return rc;
+}
+
+/* The last connection closed, the library goes too: a long-lived install
+ * process that made the key file keeps no SQLite in its memory. */
+int
+sqlite3_close(sqlite3 *h)
+{
+	int rc;
+
+	if (state != 1 || h == NULL)
+		return SQLITE_OK;
+	if ((rc = lib.sqlite3_close(h)) == SQLITE_OK && --opened == 0) {
+		dlclose(handle);
+		handle = NULL;
+		state = 0;
+	}
+	return rc;
 }
 
 #define X(ret, name, params, args, fail)                                       \

@@ -2069,6 +2069,38 @@ def need_glibc_loader():
         raise Skip("not glibc: no LD_DEBUG")
 
 
+def maps_of(pid):
+    """The file names mapped by process pid."""
+    with open("/proc/%d/maps" % pid) as f:
+        return {os.path.basename(ln.split()[-1]) for ln in f
+                if len(ln.split()) >= 6}
+
+
+@test()
+def fcgi_install_gives_sqlite_back(ctx):
+    """A FastCGI slack-install that had to open the database (no key file
+    yet) closes it once the key file is there, and SQLite is unloaded."""
+    if ctx.mode != "fcgi":
+        raise Skip("FastCGI only")
+    if WRAPPER:
+        raise Skip("CGI_WRAPPER set: the wrapper changes what is mapped")
+    key = ctx.db + "-key"
+    check(not os.path.exists(key), "a key file before the first install")
+    state, _ = start(ctx, what="first install (new database)")
+    check_key_file(key, "after the first FastCGI install")
+    pids = [p.pid for p in ctx._server("install").procs]
+    check(pids, "no FastCGI slack-install process")
+    for pid in pids:
+        check(not any(m.startswith("libsqlite3") for m in maps_of(pid)),
+              "FastCGI slack-install (pid %d) still maps libsqlite3 after "
+              "the key file was made" % pid)
+    # and it still signs states the redirect accepts
+    r = ctx.redirect(q(code=ctx.fs.issue_code(), state=state),
+                     cookie=ctx.cookie_for(state))
+    check_redirect_resp(ctx, r, 200, "redirect of the first state")
+    start(ctx, what="second install (key file)")
+
+
 @test()
 def lazy_libs_loaded_only_when_needed(ctx):
     need_glibc_loader()
