@@ -30,10 +30,10 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 COMMON   = buf util sha256 log conf req resp html page db db_sqlite db_pg state store \
-	   installation serve
+	   installation serve watch
 INSTALL  = $(COMMON) install main_install sqlite_lazy
 REDIRECT = $(COMMON) slack redirect main_redirect
-ADMIN    = buf util sha256 log conf db db_sqlite db_pg state store installation \
+ADMIN    = buf util sha256 log conf db db_sqlite db_pg state store installation watch \
 	   slack admin slack-oauth
 LIBOBJ   = $(COMMON) install slack redirect admin
 

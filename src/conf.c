@@ -11,6 +11,7 @@
 #include "conf.h"
 #include "lim.h"
 #include "util.h"
+#include "watch.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc/slack-oauth"
@@ -359,12 +360,14 @@ static struct {
 	int loaded; /* 1: vals and status below describe path as stat'd */
 	dev_t dev;
 	ino_t ino;
-	struct timespec mtime;
+	struct timespec ctime; /* moved by any write, chmod or utime */
 	off_t size;
 	mode_t mode;
 	char *vals[CONF__MAX];
 	int failed;
 	char errmsg[512];
+	unsigned long gen; /* watch_gen() when stat'd; 0: not watched */
+	double checked;    /* now_ms() then */
 } file;
 
 /* Makes the file cache describe path. Returns 0, or -1 with err set. */
@@ -376,7 +379,17 @@ file_load(const char *path, int must_exist, char *err, size_t errlen)
 	ssize_t r;
 	size_t got = 0;
 	int fd = -1, rc = -1;
+	unsigned long gen;
 
+	/* Unchanged since checked, as inotify tells; stat'd at least once a
+	 * second all the same (a network file system tells nothing). */
+	if (file.loaded && file.gen != 0 && file.gen == watch_gen() &&
+	    now_ms() - file.checked < 1000 && strcmp(file.path, path) == 0) {
+		if (file.failed)
+			snprintf(err, errlen, "%s", file.errmsg);
+		return file.failed ? -1 : 0;
+	}
+	gen = watch_file(path);
 	if (stat(path, &st) == -1) {
 		if (errno == ENOENT && !must_exist) {
 			free_vals(file.vals);
@@ -389,8 +402,10 @@ file_load(const char *path, int must_exist, char *err, size_t errlen)
 	if (file.loaded && file.path != NULL && strcmp(file.path, path) == 0 &&
 	    file.dev == st.st_dev && file.ino == st.st_ino &&
 	    file.size == st.st_size && file.mode == st.st_mode &&
-	    file.mtime.tv_sec == st.st_mtim.tv_sec &&
-	    file.mtime.tv_nsec == st.st_mtim.tv_nsec) {
+	    file.ctime.tv_sec == st.st_ctim.tv_sec &&
+	    file.ctime.tv_nsec == st.st_ctim.tv_nsec) {
+		file.gen = gen;
+		file.checked = now_ms();
 		if (file.failed)
 			snprintf(err, errlen, "%s", file.errmsg);
 		return file.failed ? -1 : 0;
@@ -446,7 +461,9 @@ out:
 	file.path = strdup(path);
 	file.loaded = file.path != NULL;
 	file.dev = st.st_dev, file.ino = st.st_ino, file.size = st.st_size;
-	file.mode = st.st_mode, file.mtime = st.st_mtim;
+	file.mode = st.st_mode, file.ctime = st.st_ctim;
+	file.gen = gen;
+	file.checked = now_ms();
 	if (file.failed) {
 		free_vals(file.vals);
 		snprintf(err, errlen, "%s", file.errmsg);

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "serve.h"
 #include "util.h"
+#include "watch.h"
 
 /* libfcgi, loaded only when the program runs as FastCGI: a CGI run, one
  * process per request, is spared mapping and relocating it. */
@@ -146,6 +147,7 @@ one(handler_fn h, conf_param_fn param, void *pctx, put_fn put, void *out)
 	size_t n;
 	double t0 = now_ms();
 
+	watch_poll();
 	memset(&c, 0, sizeof(c));
 	c.param = param;
 	c.pctx = pctx;
@@ -206,6 +208,7 @@ serve(const char *prog, handler_fn h)
 		log_warn("cannot start FastCGI");
 		return 1;
 	}
+	watch_init();
 	while (fcgi.accept(&rq) >= 0) {
 		fparams_collect(&f);
 		one(h, fcgi_param, &f, fcgi_put, &f);

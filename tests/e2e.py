@@ -18,6 +18,8 @@ printed: failure messages are redacted.
 
 import base64
 import glob
+import hashlib
+import hmac
 import html
 import json
 import os
@@ -955,6 +957,61 @@ def config_file_only(ctx):
     eq(len(ctx.table_rows("slack_installations")), 1, "installations stored")
     os.chmod(ctx.conf, 0o640)
     check_install_ok(ctx, ctx.install(""), "install, config 0640 with secret")
+
+
+@test()
+def changes_seen_at_once(ctx):
+    """A long-lived process learns of a changed config file or key file
+    from inotify, not from stat'ing them each request: every kind of change
+    must show on the very next request, even one that keeps the file's
+    size and modification time."""
+    ctx.write_conf("SLACK_SCOPES = one:a\n", 0o600)
+    ctx.set(SLACK_SCOPES=None)
+
+    def scope_now(what):
+        r = ctx.install("")
+        _, url = check_install_ok(ctx, r, what)
+        return dict(urllib.parse.parse_qsl(url.partition("?")[2])).get("scope")
+
+    eq(scope_now("first"), "one:a", "scope from the config file")
+    eq(scope_now("again"), "one:a", "scope, unchanged file")
+    # rewritten in place: same size, modification time put back
+    st = os.stat(ctx.conf)
+    with open(ctx.conf, "r+") as f:
+        f.write("SLACK_SCOPES = two:b\n")
+    os.utime(ctx.conf, ns=(st.st_atime_ns, st.st_mtime_ns))
+    eq(scope_now("after an in-place rewrite"), "two:b",
+       "scope after the file was rewritten in place (same size and mtime)")
+    # replaced by a rename, as editors and configuration tools do
+    tmp = ctx.conf + ".new"
+    ctx.write_conf("SLACK_SCOPES = three:c\n", 0o600, path=tmp)
+    os.rename(tmp, ctx.conf)
+    eq(scope_now("after a rename"), "three:c",
+       "scope after the file was replaced by a rename")
+    # made writable by others: refused on the next request
+    os.chmod(ctx.conf, 0o666)
+    r = ctx.install("")
+    eq(r.status, 500, "install right after chmod 0666 of the config file")
+    os.chmod(ctx.conf, 0o600)
+    eq(scope_now("after chmod back"), "three:c", "scope after chmod 0600")
+    # the key file replaced (a database restored from elsewhere): states
+    # are signed with the new key from the next request on
+    key = ctx.db + "-key"
+    check(os.path.exists(key), "no key file after installs")
+    new = bytes(range(32))
+    fd = os.open(key + ".new", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, new)
+    os.close(fd)
+    os.rename(key + ".new", key)
+    r = ctx.install("")
+    state, _ = check_install_ok(ctx, r, "install after the key file changed")
+    raw = base64.urlsafe_b64decode(state + "=" * (-len(state) % 4))
+    body = raw[:-32]
+    want = hmac.new(new, CLIENT_ID.encode() + b"\0" + body,
+                    hashlib.sha256).digest()
+    check(hmac.compare_digest(raw[-32:], want),
+          "the state after the key file changed is not signed with the new "
+          "key")
 
 
 @test()
