@@ -138,11 +138,26 @@ fcgi_put(void *arg, const char *p, size_t n)
  * after request. */
 static struct resp kept;
 
+/* "Status: 200 OK\r\n" into out; returns its length. */
+static size_t
+status_line(char out[64], int status)
+{
+	const char *reason = resp_reason(status);
+	size_t n = 8, r = strlen(reason);
+
+	memcpy(out, "Status: ", 8);
+	n += dec_str((unsigned)status, out + n);
+	out[n++] = ' ';
+	memcpy(out + n, reason, r);
+	memcpy(out + n + r, "\r\n", 3);
+	return n + r + 2;
+}
+
 static void
 one(handler_fn h, conf_param_fn param, void *pctx, put_fn put, void *out)
 {
 	struct ctx c;
-	const char *method, *reason;
+	const char *method;
 	char status[64], len[21];
 	size_t n;
 	double t0 = now_ms();
@@ -160,19 +175,12 @@ one(handler_fn h, conf_param_fn param, void *pctx, put_fn put, void *out)
 	if ((method = param(pctx, "REQUEST_METHOD")) != NULL &&
 	    strcmp(method, "HEAD") == 0)
 		c.resp.no_body = 1;
-	/* "Status: 200 OK\r\n" */
-	reason = resp_reason(c.resp.status);
-	memcpy(status, "Status: ", 8);
-	n = 8 + dec_str((unsigned)c.resp.status, status + 8);
-	status[n++] = ' ';
-	memcpy(status + n, reason, strlen(reason));
-	n += strlen(reason);
-	memcpy(status + n, "\r\n", 3);
+	n = status_line(status, c.resp.status);
 	/* The length, as GET would have it (RFC 9110 8.6), also spares the
 	 * web server a chunked answer. */
 	dec_str(c.resp.body.len, len);
 	resp_header(&c.resp, "Content-Length", len);
-	if (put(out, status, strlen(status)) == 0 &&
+	if (put(out, status, n) == 0 &&
 	    put(out, c.resp.head.p, c.resp.head.len) == 0 &&
 	    put(out, "\r\n", 2) == 0 && !c.resp.no_body && c.resp.body.len > 0)
 		put(out, c.resp.body.p, c.resp.body.len);
