@@ -146,12 +146,13 @@ handle_install(struct ctx *c)
 		goto out;
 	}
 	/* "10 minutes", "90 seconds", "1 second" */
-	unit = conf.ttl % 60 != 0 || conf.ttl < 120
-	    ? (conf.ttl == 1 ? " second" : " seconds")
-	    : " minutes";
-	n = dec_str(
-	    (unsigned long long)(*unit == 'm' ? conf.ttl / 60 : conf.ttl),
-	    minutes);
+	if (conf.ttl % 60 == 0 && conf.ttl >= 120) {
+		n = dec_str((unsigned long long)conf.ttl / 60, minutes);
+		unit = " minutes";
+	} else {
+		n = dec_str((unsigned long long)conf.ttl, minutes);
+		unit = conf.ttl == 1 ? " second" : " seconds";
+	}
 	memcpy(minutes + n, unit, strlen(unit) + 1);
 	page(c, 200, "Add this app to Slack", install_page, buf_str(&url),
 	    minutes);

@@ -626,6 +626,21 @@ def test(modes=("cgi", "fcgi"), via=None):
 
 # ---- install endpoint -----------------------------------------------------
 @test()
+def install_page_says_how_long(ctx):
+    """The page words the state's lifetime as people say it."""
+    for ttl, words in (("600", "10 minutes"), ("90", "90 seconds"),
+                       ("1", "1 second"), ("120", "2 minutes"),
+                       ("3600", "60 minutes"), ("61", "61 seconds")):
+        ctx.set(SLACK_STATE_TTL=ttl)
+        r = ctx.install("")
+        check_install_ok(ctx, r, "install, SLACK_STATE_TTL=" + ttl)
+        text = r.body.decode("utf-8", "replace")
+        check("within %s." % words in text,
+              "SLACK_STATE_TTL=%s: the page does not say 'within %s.'"
+              % (ttl, words))
+
+
+@test()
 def install_page_headers_and_cookie(ctx):
     state, url = start(ctx)
     check(STATE_RE.match(state), "state is not base64url, 43..128 chars")
