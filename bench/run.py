@@ -97,6 +97,17 @@ def cpu_ticks(pid, children=False):
     return t
 
 
+def ticks_of(pids):
+    """{pid: cpu_ticks} of (pid, with reaped children) pairs still alive."""
+    out = {}
+    for pid, children in pids:
+        try:
+            out[pid] = cpu_ticks(pid, children)
+        except OSError:
+            pass
+    return out
+
+
 def children_of(pid):
     out = []
     try:
@@ -415,42 +426,23 @@ class World:
         accounting.  Returns the parsed figures."""
         if self.args.warmup > 0:
             self.wrk(url, script, duration=self.args.warmup, latency=False)
-        cpu_pids = []
-        for g in cpu_groups:
-            cpu_pids += [(pid, g == "fcgiwrap") for pid in self.groups[g]]
-        t0 = {}
-        for pid, ch in cpu_pids:
-            try:
-                t0[pid] = cpu_ticks(pid, ch)
-            except OSError:
-                pass
-        ng0 = {}
-        for pid in self.groups["nginx"]:
-            try:
-                ng0[pid] = cpu_ticks(pid)
-            except OSError:
-                pass
+        subject = [(pid, g == "fcgiwrap") for g in cpu_groups
+                   for pid in self.groups[g]]
+        nginx = [(pid, False) for pid in self.groups["nginx"]]
+        t0 = ticks_of(subject + nginx)
         sampler = Sampler(self.groups[mem_group] if mem_group else [])
         sampler.start()
         out = self.wrk(url, script)
         sampler.stop()
-        ng = 0
-        for pid in self.groups["nginx"]:
-            try:
-                ng += cpu_ticks(pid) - ng0.get(pid, 0)
-            except OSError:
-                pass
-        ticks = 0
-        for pid, ch in cpu_pids:
-            try:
-                ticks += cpu_ticks(pid, ch) - t0.get(pid, 0)
-            except OSError:
-                pass
+        t1 = ticks_of(subject + nginx)
+
+        def spent(pids):
+            return sum(t1[p] - t0[p] for p, _ in pids if p in t0 and p in t1)
         r = parse_wrk(out)
         r["raw"] = out
         r["mem"] = sampler.worst()
-        r["cpu_s"] = ticks / os.sysconf("SC_CLK_TCK")
-        r["cpu_nginx_s"] = ng / os.sysconf("SC_CLK_TCK")
+        r["cpu_s"] = spent(subject) / os.sysconf("SC_CLK_TCK")
+        r["cpu_nginx_s"] = spent(nginx) / os.sysconf("SC_CLK_TCK")
         if self.args.verbose:
             print("---", name, "\n" + out)
         if r["rps"] is None:

@@ -26,6 +26,10 @@ void db_close(struct db *);
 /* Closes the cached connection, at exit. */
 void db_release(void);
 
+/* A file beside a SQLite database: its path with suffix appended, into
+ * out. 0, or -1 for a PostgreSQL target or a path too long. */
+int db_sidecar(const char *target, const char *suffix, char *out, size_t len);
+
 /* The state key of a SQLite database read from its sidecar file, the
  * database's path with "-key" appended (32 bytes, 0600, rewritten from the
  * database whenever a process reads the key there), so that the install

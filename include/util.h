@@ -63,6 +63,18 @@ double now_ms(void);
 /* Writes now in UTC as "YYYY-MM-DD HH:MM:SS.ffffff" into out[27]. */
 void utc_stamp(char out[27]);
 
+/* A function of a library loaded at run time: its name, where it goes. */
+struct dl_sym {
+	const char *name;
+	void **fn;
+};
+
+/* dlopen()s lib and resolves every one of syms. Returns the handle, or
+ * NULL with nothing kept loaded and *missing the function not found (NULL
+ * when lib itself could not be loaded). */
+void *dl_load(
+    const char *lib, const struct dl_sym *syms, size_t n, const char **missing);
+
 /* strdup that returns NULL for NULL; free after wiping, for secrets. */
 char *xstrdup(const char *);
 void free_secret(char *);

@@ -20,4 +20,15 @@ unsigned long watch_file(const char *path);
 /* The current generation; 0 when nothing is watched. */
 unsigned long watch_gen(void);
 
+/* What a cache notes of a file it checked: watch_note(w, gen) with what
+ * watch_file returned, once the file was read; then watch_unchanged(w)
+ * while inotify has told of nothing and the check is under a second old
+ * (a network file system tells nothing: stat it once a second anyway). */
+struct watched {
+	unsigned long gen; /* 0: not watched */
+	double at;         /* now_ms() then */
+};
+void watch_note(struct watched *, unsigned long gen);
+int watch_unchanged(const struct watched *);
+
 #endif

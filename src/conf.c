@@ -366,8 +366,7 @@ static struct {
 	char *vals[CONF__MAX];
 	int failed;
 	char errmsg[512];
-	unsigned long gen; /* watch_gen() when stat'd; 0: not watched */
-	double checked;    /* now_ms() then */
+	struct watched w;
 } file;
 
 /* Makes the file cache describe path. Returns 0, or -1 with err set. */
@@ -381,10 +380,8 @@ file_load(const char *path, int must_exist, char *err, size_t errlen)
 	int fd = -1, rc = -1;
 	unsigned long gen;
 
-	/* Unchanged since checked, as inotify tells; stat'd at least once a
-	 * second all the same (a network file system tells nothing). */
-	if (file.loaded && file.gen != 0 && file.gen == watch_gen() &&
-	    now_ms() - file.checked < 1000 && strcmp(file.path, path) == 0) {
+	if (file.loaded && watch_unchanged(&file.w) &&
+	    strcmp(file.path, path) == 0) {
 		if (file.failed)
 			snprintf(err, errlen, "%s", file.errmsg);
 		return file.failed ? -1 : 0;
@@ -404,8 +401,7 @@ file_load(const char *path, int must_exist, char *err, size_t errlen)
 	    file.size == st.st_size && file.mode == st.st_mode &&
 	    file.ctime.tv_sec == st.st_ctim.tv_sec &&
 	    file.ctime.tv_nsec == st.st_ctim.tv_nsec) {
-		file.gen = gen;
-		file.checked = now_ms();
+		watch_note(&file.w, gen);
 		if (file.failed)
 			snprintf(err, errlen, "%s", file.errmsg);
 		return file.failed ? -1 : 0;
@@ -462,8 +458,7 @@ out:
 	file.loaded = file.path != NULL;
 	file.dev = st.st_dev, file.ino = st.st_ino, file.size = st.st_size;
 	file.mode = st.st_mode, file.ctime = st.st_ctim;
-	file.gen = gen;
-	file.checked = now_ms();
+	watch_note(&file.w, gen);
 	if (file.failed) {
 		free_vals(file.vals);
 		snprintf(err, errlen, "%s", file.errmsg);

@@ -80,8 +80,6 @@ db_release(void)
 	cached = NULL;
 }
 
-#define SIDECAR "-key"
-
 /* The sidecar last read: stat'ing it tells whether it changed since (a
  * rename, a write or a chmod all move ctime). */
 static struct {
@@ -90,19 +88,18 @@ static struct {
 	ino_t ino;
 	struct timespec ctime;
 	unsigned char key[32];
-	unsigned long gen; /* watch_gen() when stat'd; 0: not watched */
-	double checked;    /* now_ms() then */
+	struct watched w;
 } peeked;
 
-static int
-sidecar_path(const char *target, char *out, size_t len)
+int
+db_sidecar(const char *target, const char *suffix, char *out, size_t len)
 {
-	size_t n = strlen(target);
+	size_t n = strlen(target), s = strlen(suffix);
 
-	if (db_is_pg(target) || n + sizeof(SIDECAR) > len)
+	if (db_is_pg(target) || n + s >= len)
 		return -1;
 	memcpy(out, target, n);
-	memcpy(out + n, SIDECAR, sizeof(SIDECAR));
+	memcpy(out + n, suffix, s + 1);
 	return 0;
 }
 
@@ -114,14 +111,12 @@ db_key_peek(const char *target, unsigned char key[32])
 	unsigned long gen;
 	int fd, ok;
 
-	/* As the config file (conf.c): unchanged while inotify says so. */
-	if (peeked.target != NULL && peeked.gen != 0 &&
-	    peeked.gen == watch_gen() && now_ms() - peeked.checked < 1000 &&
+	if (peeked.target != NULL && watch_unchanged(&peeked.w) &&
 	    strcmp(peeked.target, target) == 0) {
 		memcpy(key, peeked.key, 32);
 		return 0;
 	}
-	if (sidecar_path(target, path, sizeof(path)) == -1)
+	if (db_sidecar(target, "-key", path, sizeof(path)) == -1)
 		return -1;
 	gen = watch_file(path);
 	if (stat(path, &st) == -1)
@@ -130,8 +125,7 @@ db_key_peek(const char *target, unsigned char key[32])
 	    peeked.dev == st.st_dev && peeked.ino == st.st_ino &&
 	    peeked.ctime.tv_sec == st.st_ctim.tv_sec &&
 	    peeked.ctime.tv_nsec == st.st_ctim.tv_nsec) {
-		peeked.gen = gen;
-		peeked.checked = now_ms();
+		watch_note(&peeked.w, gen);
 		memcpy(key, peeked.key, 32);
 		return 0;
 	}
@@ -146,8 +140,7 @@ db_key_peek(const char *target, unsigned char key[32])
 	if ((peeked.target = strdup(target)) != NULL) {
 		peeked.dev = st.st_dev, peeked.ino = st.st_ino;
 		peeked.ctime = st.st_ctim;
-		peeked.gen = gen;
-		peeked.checked = now_ms();
+		watch_note(&peeked.w, gen);
 		memcpy(peeked.key, key, 32);
 	}
 	return 0;
@@ -160,7 +153,7 @@ db_key_publish(const char *target, const unsigned char key[32])
 	unsigned char have[32];
 	int fd, ok;
 
-	if (sidecar_path(target, path, sizeof(path)) == -1)
+	if (db_sidecar(target, "-key", path, sizeof(path)) == -1)
 		return;
 	if (db_key_peek(target, have) == 0 && memcmp(have, key, 32) == 0)
 		return;

@@ -2,7 +2,6 @@
  * libpq is loaded with dlopen() the first time a postgresql:// URI is
  * opened, so that a SQLite deployment never maps it: the programs link
  * neither it nor anything it pulls in (Kerberos, LDAP, OpenSSL). */
-#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,45 +36,44 @@ static struct {
 	__typeof__(PQsetNoticeProcessor) *setnoticeprocessor;
 } pq;
 
-#define SYM(f, name)                                                           \
-	if ((*(void **)&pq.f = dlsym(h, name)) == NULL)                        \
-		goto fail;
-
 static int
 load(char *err, size_t errlen)
 {
-	void *h;
+	static const struct dl_sym syms[] = {
+		{ "PQconnectdbParams", (void **)&pq.connectdbparams },
+		{ "PQstatus", (void **)&pq.status },
+		{ "PQerrorMessage", (void **)&pq.errormessage },
+		{ "PQfinish", (void **)&pq.finish },
+		{ "PQreset", (void **)&pq.reset },
+		{ "PQexecParams", (void **)&pq.execparams },
+		{ "PQexec", (void **)&pq.exec },
+		{ "PQresultStatus", (void **)&pq.resultstatus },
+		{ "PQresultErrorField", (void **)&pq.resulterrorfield },
+		{ "PQntuples", (void **)&pq.ntuples },
+		{ "PQgetvalue", (void **)&pq.getvalue },
+		{ "PQgetisnull", (void **)&pq.getisnull },
+		{ "PQclear", (void **)&pq.clear },
+		{ "PQcmdTuples", (void **)&pq.cmdtuples },
+		{ "PQsetNoticeProcessor", (void **)&pq.setnoticeprocessor },
+	};
+	const char *missing;
 
 	if (pq.loaded)
 		return pq.loaded == 1 ? 0 : -1;
 	pq.loaded = -1;
-	if ((h = dlopen(LIBPQ, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		snprintf(err, errlen,
-		    "PostgreSQL: cannot load " LIBPQ
-		    " (apt-get install libpq5)");
+	if (dl_load(LIBPQ, syms, sizeof(syms) / sizeof(syms[0]), &missing) ==
+	    NULL) {
+		if (missing != NULL)
+			snprintf(err, errlen,
+			    "PostgreSQL: " LIBPQ " lacks a function we need");
+		else
+			snprintf(err, errlen,
+			    "PostgreSQL: cannot load " LIBPQ
+			    " (apt-get install libpq5)");
 		return -1;
 	}
-	SYM(connectdbparams, "PQconnectdbParams")
-	SYM(status, "PQstatus")
-	SYM(errormessage, "PQerrorMessage")
-	SYM(finish, "PQfinish")
-	SYM(reset, "PQreset")
-	SYM(execparams, "PQexecParams")
-	SYM(exec, "PQexec")
-	SYM(resultstatus, "PQresultStatus")
-	SYM(resulterrorfield, "PQresultErrorField")
-	SYM(ntuples, "PQntuples")
-	SYM(getvalue, "PQgetvalue")
-	SYM(getisnull, "PQgetisnull")
-	SYM(clear, "PQclear")
-	SYM(cmdtuples, "PQcmdTuples")
-	SYM(setnoticeprocessor, "PQsetNoticeProcessor")
 	pq.loaded = 1;
 	return 0;
-fail:
-	snprintf(err, errlen, "PostgreSQL: " LIBPQ " lacks a function we need");
-	dlclose(h);
-	return -1;
 }
 
 /* The connection behind struct db's h. */

@@ -72,7 +72,7 @@ struct sq {
 	int busy_ms;                   /* how long to wait for a lock */
 	char err[256];                 /* the error a rollback cleared */
 	double busy_since;             /* when the current wait began */
-	int wal;                       /* journal_mode is WAL */
+	int wal;                       /* journal_mode is WAL; -1: not asked */
 	int durable;                   /* the open transaction is durable */
 	int sync_fd;                   /* <db>-sync, or -1 */
 	struct syncpage *sync;         /* its counters, mapped */
@@ -550,6 +550,7 @@ sq_open(struct db *db, char *err, size_t errlen)
 	}
 	db->h = q;
 	q->sync_fd = -1;
+	q->wal = -1;
 	/* The file and its -wal and -shm take the mode of a new file under the
 	 * process umask; serve() and the admin command set 077. */
 	if (sqlite3_open_v2(db->target, &q->h,
@@ -593,8 +594,6 @@ sq_open(struct db *db, char *err, size_t errlen)
 	}
 	if (v != SQ_VERSION && (rc = migrate(db, err, errlen)) != DB_OK)
 		return rc;
-	if ((q->wal = journal_is_wal(q->h)))
-		sync_open(q, db->target);
 	return DB_OK;
 }
 
@@ -666,6 +665,10 @@ sq_begin_durable(struct db *db)
 	struct sq *q = Q(db);
 	int rc;
 
+	/* Asked by the first durable transaction, which most connections
+	 * (a state recorded, a token read) never make. */
+	if (q->wal == -1 && (q->wal = journal_is_wal(q->h)))
+		sync_open(q, db->target);
 	if (!q->wal && (rc = step(db, STMT_SYNC_FULL)) != DB_OK)
 		return rc;
 	q->durable = 1;
@@ -682,8 +685,7 @@ sync_open(struct sq *q, const char *target)
 	struct stat st;
 	void *p;
 
-	if ((size_t)snprintf(path, sizeof(path), "%s-sync", target) >=
-		sizeof(path) ||
+	if (db_sidecar(target, "-sync", path, sizeof(path)) == -1 ||
 	    (q->sync_fd = open(
 		 path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) == -1)
 		return;

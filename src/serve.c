@@ -1,7 +1,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,20 +31,21 @@ static struct {
 static int
 fcgi_load(void)
 {
-	void *h;
+	static const struct dl_sym syms[] = {
+		{ "FCGX_Init", (void **)&fcgi.init },
+		{ "FCGX_InitRequest", (void **)&fcgi.init_request },
+		{ "FCGX_Accept_r", (void **)&fcgi.accept },
+		{ "FCGX_Finish_r", (void **)&fcgi.finish },
+		{ "FCGX_Free", (void **)&fcgi.free },
+		{ "FCGX_PutStr", (void **)&fcgi.put_str },
+		{ "FCGX_GetParam", (void **)&fcgi.get_param },
+	};
+	const char *missing;
 
-	if ((h = dlopen(LIBFCGI, RTLD_NOW | RTLD_LOCAL)) == NULL)
-		return -1;
-	return (*(void **)&fcgi.init = dlsym(h, "FCGX_Init")) == NULL ||
-		(*(void **)&fcgi.init_request = dlsym(h, "FCGX_InitRequest")) ==
-		    NULL ||
-		(*(void **)&fcgi.accept = dlsym(h, "FCGX_Accept_r")) == NULL ||
-		(*(void **)&fcgi.finish = dlsym(h, "FCGX_Finish_r")) == NULL ||
-		(*(void **)&fcgi.free = dlsym(h, "FCGX_Free")) == NULL ||
-		(*(void **)&fcgi.put_str = dlsym(h, "FCGX_PutStr")) == NULL ||
-		(*(void **)&fcgi.get_param = dlsym(h, "FCGX_GetParam")) == NULL
-	    ? -1
-	    : 0;
+	return dl_load(LIBFCGI, syms, sizeof(syms) / sizeof(syms[0]),
+		   &missing) != NULL
+	    ? 0
+	    : -1;
 }
 
 /* libfcgi's own test (FCGX_IsCGI): FastCGI when fd 0 is a socket without

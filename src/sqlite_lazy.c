@@ -10,6 +10,8 @@
 
 #include <sqlite3.h>
 
+#include "util.h"
+
 #define LIBSQLITE "libsqlite3.so.0"
 
 /* X(return type, name, parameters, arguments, answer when not loaded) */
@@ -95,26 +97,22 @@ static int opened; /* connections open */
 static int
 load(void)
 {
-	void *h;
-
-	if (state != 0)
-		return state;
-	state = -1;
-	if ((h = handle = dlopen(LIBSQLITE, RTLD_NOW | RTLD_LOCAL)) == NULL)
-		return state;
-#define X(ret, name, params, args, fail)                                       \
-	if ((*(void **)&lib.name = dlsym(h, #name)) == NULL)                   \
-		return state;
-	FUNCS
+	static const struct dl_sym syms[] = {
+#define X(ret, name, params, args, fail) { #name, (void **)&lib.name },
+		FUNCS
 #undef X
-	if ((*(void **)&lib.sqlite3_open_v2 = dlsym(h, "sqlite3_open_v2")) ==
-		NULL ||
-	    (*(void **)&lib.sqlite3_close = dlsym(h, "sqlite3_close")) ==
-		NULL ||
-	    (*(void **)&lib.sqlite3_db_config =
-		    dlsym(h, "sqlite3_db_config")) == NULL)
-		return state;
-	return state = 1;
+		{ "sqlite3_open_v2", (void **)&lib.sqlite3_open_v2 },
+		{ "sqlite3_close", (void **)&lib.sqlite3_close },
+		{ "sqlite3_db_config", (void **)&lib.sqlite3_db_config },
+	};
+	const char *missing;
+
+	if (state == 0)
+		state = (handle = dl_load(LIBSQLITE, syms,
+			     sizeof(syms) / sizeof(syms[0]), &missing)) != NULL
+		    ? 1
+		    : -1;
+	return state;
 }
 
 int

@@ -1,5 +1,6 @@
 #include <sys/random.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -426,4 +427,23 @@ free_secret(char *s)
 		explicit_bzero(s, strlen(s));
 		free(s);
 	}
+}
+
+void *
+dl_load(
+    const char *lib, const struct dl_sym *syms, size_t n, const char **missing)
+{
+	void *h;
+	size_t i;
+
+	*missing = NULL;
+	if ((h = dlopen(lib, RTLD_NOW | RTLD_LOCAL)) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++)
+		if ((*syms[i].fn = dlsym(h, syms[i].name)) == NULL) {
+			*missing = syms[i].name;
+			dlclose(h);
+			return NULL;
+		}
+	return h;
 }

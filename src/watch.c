@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "watch.h"
 
 static int ifd = -1;
@@ -63,4 +64,17 @@ watch_file(const char *path)
 	    errno != ENOENT)
 		return 0;
 	return gen;
+}
+
+void
+watch_note(struct watched *w, unsigned long g)
+{
+	w->gen = g;
+	w->at = now_ms();
+}
+
+int
+watch_unchanged(const struct watched *w)
+{
+	return w->gen != 0 && w->gen == watch_gen() && now_ms() - w->at < 1000;
 }

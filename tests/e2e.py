@@ -48,7 +48,7 @@ from fake_slack import (APP_ID, BOT_ID, ENTERPRISE_ID, ENTERPRISE_NAME,  # noqa:
                         ENTERPRISE_URL, TEAM_ID, TEAM_NAME, FakeSlack)
 from fcgi_client import FcgiServer, fcgi_request, parse_cgi_response  # noqa: E402
 from testlib import (Runner, Skip, TestFailure, add_secret, add_state,  # noqa: E402
-                     check, eq, eq_opt, record_db_modes, record_output,
+                     check, eq, eq_opt, mapped_files, record_db_modes, record_output,
                      redact, secret_values, variants, STATES)
 
 CGI_BIN = os.path.join(ROOT, os.environ.get("CGI_BIN") or "cgi-bin")
@@ -2141,13 +2141,6 @@ def need_glibc_loader():
         raise Skip("not glibc: no LD_DEBUG")
 
 
-def maps_of(pid):
-    """The file names mapped by process pid."""
-    with open("/proc/%d/maps" % pid) as f:
-        return {os.path.basename(ln.split()[-1]) for ln in f
-                if len(ln.split()) >= 6}
-
-
 @test()
 def fcgi_install_gives_sqlite_back(ctx):
     """A FastCGI slack-install that had to open the database (no key file
@@ -2163,7 +2156,8 @@ def fcgi_install_gives_sqlite_back(ctx):
     pids = [p.pid for p in ctx._server("install").procs]
     check(pids, "no FastCGI slack-install process")
     for pid in pids:
-        check(not any(m.startswith("libsqlite3") for m in maps_of(pid)),
+        check(not any(os.path.basename(m).startswith("libsqlite3")
+                      for m in mapped_files(pid)),
               "FastCGI slack-install (pid %d) still maps libsqlite3 after "
               "the key file was made" % pid)
     # and it still signs states the redirect accepts

@@ -76,7 +76,7 @@ from fake_slack import (APP_ID, BOT_ID, BOT_USER_ID, ENTERPRISE_ID,  # noqa: E40
 from fcgi_client import FcgiServer, parse_cgi_response  # noqa: E402
 from testlib import (Runner, Skip, TestFailure, add_secret, free_port,  # noqa: E402
                      kill_leftovers, processes_under, shell_lines,  # noqa: E402
-                     stop_processes, wait_for,
+                     stop_processes, wait_for, mapped_files,
                      add_secrets, add_state, check, eq, eq_opt, leaked,
                      record_output, redact)
 
@@ -1475,11 +1475,6 @@ def concurrent_first_use(ctx):
         add_secrets(fs.secrets())
 
 
-def maps_of(pid):
-    with open("/proc/%d/maps" % pid) as f:
-        return f.read()
-
-
 @test
 def sqlite_never_maps_libpq(ctx):
     """A FastCGI slack-install on SQLite: no libpq in /proc/PID/maps after a
@@ -1499,9 +1494,8 @@ def sqlite_never_maps_libpq(ctx):
             check(st == 200, "%s: install: status %d: %s" % (
                 kind, st, redact(srv.stderr_text())[-300:]))
             add_state(state_of(Answer(st, headers, body, "")))
-            maps = maps_of(srv.procs[0].pid)
-            libs = sorted(set(ln.split()[-1] for ln in maps.splitlines()
-                              if re.search(r"/libpq[.-][^/]*$", ln)))
+            libs = sorted(p for p in mapped_files(srv.procs[0].pid)
+                          if re.search(r"/libpq[.-][^/]*$", p))
             if kind == "sqlite":
                 eq(libs, [], "libpq mapped by a SQLite deployment")
             else:

@@ -288,6 +288,12 @@ def free_port():
     return port
 
 
+def mapped_files(pid):
+    """The paths of the files process pid maps (/proc/PID/maps)."""
+    with open("/proc/%d/maps" % pid) as f:
+        return {ln.split()[-1] for ln in f if len(ln.split()) >= 6}
+
+
 def port_open(port):
     with socket.create_connection(("127.0.0.1", port), timeout=0.5):
         return True

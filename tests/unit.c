@@ -810,18 +810,19 @@ test_conf_cache(void)
 		for (src = 0; src < 3; src++) {
 			snprintf(want, sizeof(want), "%s: invalid", t[i].key);
 			g = t[i].good, b = t[i].bad;
-			if (src == 1)
-				g = b = buf, strcpy(buf, t[i].good);
+			if (src == 1) /* one buffer, rewritten in place */
+				g = b = buf,
+				snprintf(buf, sizeof(buf), "%s", t[i].good);
 			rc1 = conf_with(
 			    path, t[i].key, g, src == 2, err, sizeof(err));
 			if (src == 1)
-				strcpy(buf, t[i].bad);
+				snprintf(buf, sizeof(buf), "%s", t[i].bad);
 			rc2 = conf_with(
 			    path, t[i].key, b, src == 2, err, sizeof(err));
 			CHECK(
 			    rc2 != -1 || strncmp(err, want, strlen(want)) == 0);
 			if (src == 1)
-				strcpy(buf, t[i].good);
+				snprintf(buf, sizeof(buf), "%s", t[i].good);
 			rc3 = conf_with(
 			    path, t[i].key, g, src == 2, err, sizeof(err));
 			if (rc1 != 0 || rc2 != -1 || rc3 != 0)
