@@ -1,5 +1,7 @@
 #include <sys/stat.h>
 
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -152,7 +154,7 @@ is_loopback(const struct url *u)
 	char h[256];
 	size_t n = u->hostlen;
 	const char *colon;
-	int a, b, c, d, used = 0;
+	struct in_addr a4;
 
 	if (n >= sizeof(h))
 		return 0;
@@ -165,11 +167,9 @@ is_loopback(const struct url *u)
 		h[colon - h] = '\0';
 	if (strcasecmp(h, "localhost") == 0)
 		return 1;
-	if (sscanf(h, "%3d.%3d.%3d.%3d%n", &a, &b, &c, &d, &used) == 4 &&
-	    h[used] == '\0')
-		return a == 127 && b >= 0 && b < 256 && c >= 0 && c < 256 &&
-		    d >= 0 && d < 256;
-	return 0;
+	/* 127.0.0.0/8, in dotted decimal */
+	return inet_pton(AF_INET, h, &a4) == 1 &&
+	    ((const unsigned char *)&a4)[0] == 127;
 }
 
 int

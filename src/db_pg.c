@@ -198,6 +198,18 @@ exec(struct db *db, const char *sql, int n, const char *const *params)
 	return rc;
 }
 
+/* A number as libpq prints it; 0 for anything else (an empty count). */
+static long long
+pg_int(const char *s)
+{
+	long long v;
+
+	return num_parse(
+		   s, -9223372036854775807LL, 9223372036854775807LL, &v) == 0
+	    ? v
+	    : 0;
+}
+
 /* Runs a statement, returning the number of rows it changed, or <0. */
 static long
 changed(struct db *db, const char *sql, int n, const char *const *params)
@@ -208,7 +220,7 @@ changed(struct db *db, const char *sql, int n, const char *const *params)
 
 	if ((r = run(db, sql, n, params, &rc)) == NULL)
 		return rc;
-	k = strtol(pq.cmdtuples(r), NULL, 10);
+	k = (long)pg_int(pq.cmdtuples(r));
 	pq.clear(r);
 	return k;
 }
@@ -223,7 +235,7 @@ number(struct db *db, const char *sql, int n, const char *const *params)
 
 	if ((r = run(db, sql, n, params, &rc)) == NULL)
 		return -1;
-	v = pq.ntuples(r) == 1 ? strtol(pq.getvalue(r, 0, 0), NULL, 10) : -1;
+	v = pq.ntuples(r) == 1 ? (long)pg_int(pq.getvalue(r, 0, 0)) : -1;
 	pq.clear(r);
 	return v;
 }
@@ -240,7 +252,7 @@ num(PGresult *r, int row, int col)
 {
 	return pq.getisnull(r, row, col)
 	    ? 0
-	    : (int64_t)strtoll(pq.getvalue(r, row, col), NULL, 10);
+	    : (int64_t)pg_int(pq.getvalue(r, row, col));
 }
 
 static void
