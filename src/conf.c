@@ -422,6 +422,14 @@ file_load(const char *path, int must_exist, char *err, size_t errlen)
 		    LIM_CONF_FILE);
 		goto out;
 	}
+	/* Another user could point SLACK_API_URL elsewhere and be sent the
+	 * client secret: only the effective user or root may own it. */
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		snprintf(file.errmsg, sizeof(file.errmsg),
+		    "%s: refused: owned by uid %u, not by uid %u or root", path,
+		    (unsigned)st.st_uid, (unsigned)geteuid());
+		goto out;
+	}
 	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
 		snprintf(file.errmsg, sizeof(file.errmsg),
 		    "%s: refused: writable by group or others (chmod 0640)",

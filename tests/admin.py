@@ -877,6 +877,22 @@ def check_config_file_modes(ctx):
 
 
 @test
+def check_config_file_owner(ctx):
+    with open(ctx.conf, "w") as f:
+        f.write("SLACK_STATE_TTL = 300\n")
+    os.chmod(ctx.conf, 0o644)
+    os.chown(ctx.conf, 12345, 0)
+    r = ctx.admin("check")
+    ctx.expect(r, 1, "check with a config file owned by uid 12345")
+    check(ctx.conf in r.err and "12345" in r.err,
+          "check: the message names neither the file nor its owner: %r"
+          % r.err)
+    os.chown(ctx.conf, 0, 0)
+    r = ctx.admin("check")
+    ctx.expect(r, 0, "check with a config file owned by root")
+
+
+@test
 def check_db_mode_0644(ctx):
     ctx.install("bot")
     os.chmod(ctx.db, 0o644)

@@ -1065,6 +1065,37 @@ def config_file_modes(ctx):
 
 
 @test()
+def config_file_owner(ctx):
+    """A config file another user owns could send the client secret and the
+    code elsewhere: only the effective user or root may own it."""
+    start_state, _ = start(ctx)     # a state issued while the file was good
+    code = ctx.fs.issue_code()
+    ctx.extra_secrets.add(code)
+    elsewhere = FakeSlack(CLIENT_ID, CLIENT_SECRET).start()
+    try:
+        ctx.set(SLACK_API_URL=None)
+        ctx.write_conf("SLACK_API_URL = %s\n" % elsewhere.api_url, 0o644)
+        os.chown(ctx.conf, 12345, 0)
+        r = ctx.install("")
+        eq(r.status, 500, "install with a config file owned by uid 12345")
+        check_common(r)
+        check(ctx.conf in r.log and "12345" in r.log,
+              "the log names neither the file nor its owner: %r" % r.log)
+        r = ctx.redirect(q(code=code, state=start_state),
+                         cookie=ctx.cookie_for(start_state))
+        eq(r.status, 500, "redirect with a config file owned by uid 12345")
+        check("12345" in r.log, "the redirect's log does not name the owner")
+        eq(len(elsewhere.api_requests()), 0,
+           "API calls sent to the host the foreign config file named")
+        assert_nothing_stored(ctx, "redirect, foreign config file")
+        os.chown(ctx.conf, 0, 0)    # root may own it
+        r = ctx.install("")
+        eq(r.status, 200, "install with a config file owned by root")
+    finally:
+        elsewhere.stop()
+
+
+@test()
 def config_file_missing(ctx):
     ctx.set(SLACK_OAUTH_CONFIG=os.path.join(ctx.tmp, "nope.conf"))
     r = ctx.install("")
