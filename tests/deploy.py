@@ -13,8 +13,10 @@ through that server:
   GET /slack/oauth_redirect?... -> 200 page naming the workspace (with the cookie)
   the same again                -> 400 "expired or was already used"
 
-stops the servers, checks the installation stored in SQLite, and reads every
-log the deployment wrote: the programs' log lines must be there, the code,
+then, for the nginx examples, floods each Slack address from one client
+address (the burst passes, the rest is nginx's 429), stops the servers,
+checks the installation stored in SQLite, and reads every log the
+deployment wrote: the programs' log lines must be there, the code,
 the state, the tokens and the client secret must not.
 
 Needs root (the servers drop privileges to www-data, as in production).
