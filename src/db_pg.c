@@ -32,6 +32,7 @@ static struct {
 	__typeof__(PQresultStatus) *resultstatus;
 	__typeof__(PQresultErrorField) *resulterrorfield;
 	__typeof__(PQntuples) *ntuples;
+	__typeof__(PQnfields) *nfields;
 	__typeof__(PQgetvalue) *getvalue;
 	__typeof__(PQgetisnull) *getisnull;
 	__typeof__(PQclear) *clear;
@@ -53,6 +54,7 @@ load_once(void)
 		{ "PQresultStatus", (void **)&pq.resultstatus },
 		{ "PQresultErrorField", (void **)&pq.resulterrorfield },
 		{ "PQntuples", (void **)&pq.ntuples },
+		{ "PQnfields", (void **)&pq.nfields },
 		{ "PQgetvalue", (void **)&pq.getvalue },
 		{ "PQgetisnull", (void **)&pq.getisnull },
 		{ "PQclear", (void **)&pq.clear },
@@ -584,43 +586,37 @@ or_empty(const char *s)
 	return s != NULL ? s : "";
 }
 
+/* Appends a row to slack_installations or slack_bots, its columns bound
+ * in enum icol's order. */
 static int
-put_installation(struct db *db, const char *client_id,
+put_row(struct db *db, enum itable t, const char *client_id,
     const struct installation *in, const char *stamp)
 {
-	char bexp[24], uexp[24];
-	const char *p[27] = {
-		client_id,
-		in->app_id,
-		or_empty(in->enterprise_id),
-		in->enterprise_name,
-		in->enterprise_url,
-		or_empty(in->team_id),
-		in->team_name,
-		in->bot_token,
-		in->bot_token != NULL ? or_empty(in->bot_id) : NULL,
-		in->bot_user_id,
-		in->bot_scopes,
-		in->bot_refresh_token,
-		in->bot_expires_at > 0 ? bexp : NULL,
-		or_empty(in->user_id),
-		in->user_token,
-		in->user_scopes,
-		in->user_refresh_token,
-		in->user_expires_at > 0 ? uexp : NULL,
-		in->webhook_url,
-		in->webhook_channel,
-		in->webhook_channel_id,
-		in->webhook_configuration_url,
-		in->is_enterprise_install ? "true" : "false",
-		in->token_type,
-		stamp,
-		in->oauth_response,
-		in->auth_test_response,
-	};
+	char nums[ICOL__MAX][24];
+	const char *p[ICOL__MAX], *text;
+	int64_t num;
+	int c, n = 0, isnum;
 
-	fmt_i64(bexp, sizeof(bexp), in->bot_expires_at);
-	fmt_i64(uexp, sizeof(uexp), in->user_expires_at);
+	for (c = 0; c < ICOL__MAX; c++) {
+		if (!installation_col(
+			in, t, c, client_id, stamp, &text, &num, &isnum))
+			continue;
+		if (isnum) {
+			fmt_i64(nums[n], sizeof(nums[n]), num);
+			text = nums[n];
+		}
+		p[n++] = text;
+	}
+	if (t == ITABLE_BOTS)
+		return exec(db,
+		    "INSERT INTO slack_bots (client_id, app_id, "
+		    "enterprise_id, enterprise_name, team_id, team_name, "
+		    "bot_token, bot_id, bot_user_id, bot_scopes, "
+		    "bot_refresh_token, bot_token_expires_at, "
+		    "is_enterprise_install, installed_at) VALUES "
+		    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+		    "$13::int::boolean, $14::timestamp)",
+		    n, p);
 	return exec(db,
 	    "INSERT INTO slack_installations (client_id, app_id, "
 	    "enterprise_id, enterprise_name, enterprise_url, team_id, team_name, "
@@ -631,31 +627,9 @@ put_installation(struct db *db, const char *client_id,
 	    "incoming_webhook_configuration_url, is_enterprise_install, token_type, "
 	    "installed_at, oauth_response, auth_test_response) VALUES ($1, $2, $3, "
 	    "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
-	    "$19, $20, $21, $22, $23, $24, $25::timestamp, $26, $27)",
-	    27, p);
-}
-
-static int
-put_bot(struct db *db, const char *client_id, const struct installation *in,
-    const char *stamp)
-{
-	char bexp[24];
-	const char *b[14] = { client_id, in->app_id,
-		or_empty(in->enterprise_id), in->enterprise_name,
-		or_empty(in->team_id), in->team_name, in->bot_token,
-		or_empty(in->bot_id), or_empty(in->bot_user_id), in->bot_scopes,
-		in->bot_refresh_token, in->bot_expires_at > 0 ? bexp : NULL,
-		in->is_enterprise_install ? "true" : "false", stamp };
-
-	fmt_i64(bexp, sizeof(bexp), in->bot_expires_at);
-	return exec(db,
-	    "INSERT INTO slack_bots (client_id, app_id, "
-	    "enterprise_id, enterprise_name, team_id, team_name, bot_token, "
-	    "bot_id, bot_user_id, bot_scopes, bot_refresh_token, "
-	    "bot_token_expires_at, is_enterprise_install, installed_at) VALUES "
-	    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-	    "$14::timestamp)",
-	    14, b);
+	    "$19, $20, $21, $22, $23::int::boolean, $24, $25::timestamp, $26, "
+	    "$27)",
+	    n, p);
 }
 
 static int
@@ -666,9 +640,11 @@ pg_put(struct db *db, const char *client_id, const struct installation *in,
 
 	if ((rc = begin(db)) != DB_OK)
 		return rc;
-	if ((rc = put_installation(db, client_id, in, stamp)) != DB_OK ||
+	if ((rc = put_row(db, ITABLE_INSTALLATIONS, client_id, in, stamp)) !=
+		DB_OK ||
 	    (in->bot_token != NULL &&
-		(rc = put_bot(db, client_id, in, stamp)) != DB_OK)) {
+		(rc = put_row(db, ITABLE_BOTS, client_id, in, stamp)) !=
+		    DB_OK)) {
 		rollback(db);
 		return rc;
 	}
@@ -688,31 +664,18 @@ pg_put(struct db *db, const char *client_id, const struct installation *in,
 	"client_id = $1 AND team_id = $3 AND ($2::text IS NULL OR enterprise_id = $2)"
 #define NEWEST " ORDER BY installed_at DESC, id DESC LIMIT 1"
 
+/* Reads a row of INSTALLATION_COLS (and, when the query has them, the two
+ * answers after it) into in, column c at index c. */
 static void
 read_installation(PGresult *r, int row, struct installation *in)
 {
-	char **s[] = { &in->app_id, &in->enterprise_id, &in->enterprise_name,
-		&in->enterprise_url, &in->team_id, &in->team_name,
-		&in->bot_token, &in->bot_id, &in->bot_user_id, &in->bot_scopes,
-		&in->bot_refresh_token };
-	char **u[] = { &in->user_id, &in->user_token, &in->user_scopes,
-		&in->user_refresh_token };
-	char **w[] = { &in->webhook_url, &in->webhook_channel,
-		&in->webhook_channel_id, &in->webhook_configuration_url };
-	int i;
+	int c, n = pq.nfields(r);
 
 	memset(in, 0, sizeof(*in));
-	for (i = 0; i < 11; i++)
-		*s[i] = val(r, row, 1 + i);
-	in->bot_expires_at = num(r, row, 12);
-	for (i = 0; i < 4; i++)
-		*u[i] = val(r, row, 13 + i);
-	in->user_expires_at = num(r, row, 17);
-	for (i = 0; i < 4; i++)
-		*w[i] = val(r, row, 18 + i);
-	in->is_enterprise_install = (int)num(r, row, 22);
-	in->token_type = val(r, row, 23);
-	in->installed_at = val(r, row, 24);
+	for (c = 1; c < n && c < ICOL__MAX; c++)
+		installation_set_col(in, c,
+		    pq.getisnull(r, row, c) ? NULL : pq.getvalue(r, row, c),
+		    num(r, row, c));
 }
 
 static int
@@ -1062,8 +1025,6 @@ pg_each(struct db *db, int bots,
 	n = pq.ntuples(r);
 	for (i = 0; i < n && !stop; i++) {
 		read_installation(r, i, &in);
-		in.oauth_response = val(r, i, 25);
-		in.auth_test_response = val(r, i, 26);
 		stop = fn(arg, pq.getvalue(r, i, 0), &in);
 		installation_free(&in);
 	}
@@ -1075,8 +1036,8 @@ static int
 pg_put_row(struct db *db, int bots, const char *client_id,
     const struct installation *in)
 {
-	return bots ? put_bot(db, client_id, in, in->installed_at)
-		    : put_installation(db, client_id, in, in->installed_at);
+	return put_row(db, bots ? ITABLE_BOTS : ITABLE_INSTALLATIONS, client_id,
+	    in, in->installed_at);
 }
 
 static long

@@ -686,80 +686,38 @@ bind_expiry(sqlite3_stmt *st, int i, int64_t t)
 	return t > 0 ? sqlite3_bind_int64(st, i, t) : sqlite3_bind_null(st, i);
 }
 
-static const char *
-or_empty(const char *s)
+/* Binds the columns table t has of in, in enum icol's order, from ?1. */
+static int
+bind_row(sqlite3_stmt *st, enum itable t, const char *client_id,
+    const struct installation *in, const char *stamp)
 {
-	return s != NULL ? s : "";
+	const char *text;
+	int64_t num;
+	int c, i = 0, isnum, e = 0;
+
+	for (c = 0; c < ICOL__MAX; c++) {
+		if (!installation_col(
+			in, t, c, client_id, stamp, &text, &num, &isnum))
+			continue;
+		i++;
+		e |= isnum ? sqlite3_bind_int64(st, i, num)
+			   : bind_text(st, i, text);
+	}
+	return e;
 }
 
+/* Appends a row to slack_installations or slack_bots. 0 or -1. */
 static int
-put_installation(struct db *db, const char *client_id,
+put_row(struct db *db, enum itable t, const char *client_id,
     const struct installation *in, const char *stamp)
 {
 	sqlite3_stmt *st;
-	int e = 0;
 
-	if ((st = sq_stmt(db, STMT_INSTALLATION_PUT)) == NULL)
-		return -1;
-	e |= bind_text(st, 1, client_id);
-	e |= bind_text(st, 2, in->app_id);
-	e |= bind_text(st, 3, or_empty(in->enterprise_id));
-	e |= bind_text(st, 4, in->enterprise_name);
-	e |= bind_text(st, 5, in->enterprise_url);
-	e |= bind_text(st, 6, or_empty(in->team_id));
-	e |= bind_text(st, 7, in->team_name);
-	e |= bind_text(st, 8, in->bot_token);
-	e |= bind_text(
-	    st, 9, in->bot_token != NULL ? or_empty(in->bot_id) : NULL);
-	e |= bind_text(st, 10, in->bot_user_id);
-	e |= bind_text(st, 11, in->bot_scopes);
-	e |= bind_text(st, 12, in->bot_refresh_token);
-	e |= bind_expiry(st, 13, in->bot_expires_at);
-	e |= bind_text(st, 14, or_empty(in->user_id));
-	e |= bind_text(st, 15, in->user_token);
-	e |= bind_text(st, 16, in->user_scopes);
-	e |= bind_text(st, 17, in->user_refresh_token);
-	e |= bind_expiry(st, 18, in->user_expires_at);
-	e |= bind_text(st, 19, in->webhook_url);
-	e |= bind_text(st, 20, in->webhook_channel);
-	e |= bind_text(st, 21, in->webhook_channel_id);
-	e |= bind_text(st, 22, in->webhook_configuration_url);
-	e |= sqlite3_bind_int(st, 23, in->is_enterprise_install ? 1 : 0);
-	e |= bind_text(st, 24, in->token_type);
-	e |= bind_text(st, 25, stamp);
-	e |= bind_text(st, 26, in->oauth_response);
-	e |= bind_text(st, 27, in->auth_test_response);
-	if (e != SQLITE_OK || sq_rc(sqlite3_step(st)) != DB_OK)
-		return -1;
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return 0;
-}
-
-static int
-put_bot(struct db *db, const char *client_id, const struct installation *in,
-    const char *stamp)
-{
-	sqlite3_stmt *st;
-	int e = 0;
-
-	if ((st = sq_stmt(db, STMT_BOT_PUT)) == NULL)
-		return -1;
-	e |= bind_text(st, 1, client_id);
-	e |= bind_text(st, 2, in->app_id);
-	e |= bind_text(st, 3, or_empty(in->enterprise_id));
-	e |= bind_text(st, 4, in->enterprise_name);
-	e |= bind_text(st, 5, or_empty(in->team_id));
-	e |= bind_text(st, 6, in->team_name);
-	e |= bind_text(st, 7, in->bot_token);
-	e |= bind_text(st, 8, or_empty(in->bot_id));
-	e |= bind_text(st, 9, or_empty(in->bot_user_id));
-	e |= bind_text(st, 10, in->bot_scopes);
-	e |= bind_text(st, 11, in->bot_refresh_token);
-	e |= bind_expiry(st, 12, in->bot_expires_at);
-	e |= sqlite3_bind_int(st, 13, in->is_enterprise_install ? 1 : 0);
-	e |= bind_text(st, 14, stamp);
-	if (e != SQLITE_OK || sq_rc(sqlite3_step(st)) != DB_OK)
+	if ((st = sq_stmt(db,
+		 t == ITABLE_BOTS ? STMT_BOT_PUT : STMT_INSTALLATION_PUT)) ==
+		NULL ||
+	    bind_row(st, t, client_id, in, stamp) != SQLITE_OK ||
+	    sq_rc(sqlite3_step(st)) != DB_OK)
 		return -1;
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -774,9 +732,9 @@ sq_put(struct db *db, const char *client_id, const struct installation *in,
 
 	if ((rc = sq_begin_durable(db)) != DB_OK)
 		return rc;
-	if (put_installation(db, client_id, in, stamp) == -1 ||
+	if (put_row(db, ITABLE_INSTALLATIONS, client_id, in, stamp) == -1 ||
 	    (in->bot_token != NULL &&
-		put_bot(db, client_id, in, stamp) == -1)) {
+		put_row(db, ITABLE_BOTS, client_id, in, stamp) == -1)) {
 		rc = sq_rc(sqlite3_errcode(Q(db)->h));
 		sq_rollback(db);
 		return rc == DB_OK ? DB_ERR : rc;
@@ -800,32 +758,18 @@ col_dup(sqlite3_stmt *st, int i)
 	return s != NULL ? strdup((const char *)s) : NULL;
 }
 
-/* Reads a row of INSTALLATION_COLS (see db.c) into in. */
+/* Reads a row of INSTALLATION_COLS (and, when the statement has them, the
+ * two answers after it) into in, column c at index c. */
 static void
 read_installation(sqlite3_stmt *st, struct installation *in)
 {
-	char **s[] = { &in->app_id, &in->enterprise_id, &in->enterprise_name,
-		&in->enterprise_url, &in->team_id, &in->team_name,
-		&in->bot_token, &in->bot_id, &in->bot_user_id, &in->bot_scopes,
-		&in->bot_refresh_token };
-	char **u[] = { &in->user_id, &in->user_token, &in->user_scopes,
-		&in->user_refresh_token };
-	char **w[] = { &in->webhook_url, &in->webhook_channel,
-		&in->webhook_channel_id, &in->webhook_configuration_url };
-	size_t i;
+	int c, n = sqlite3_column_count(st);
 
 	memset(in, 0, sizeof(*in));
-	for (i = 0; i < 11; i++)
-		*s[i] = col_dup(st, 1 + (int)i);
-	in->bot_expires_at = sqlite3_column_int64(st, 12);
-	for (i = 0; i < 4; i++)
-		*u[i] = col_dup(st, 13 + (int)i);
-	in->user_expires_at = sqlite3_column_int64(st, 17);
-	for (i = 0; i < 4; i++)
-		*w[i] = col_dup(st, 18 + (int)i);
-	in->is_enterprise_install = sqlite3_column_int(st, 22);
-	in->token_type = col_dup(st, 23);
-	in->installed_at = col_dup(st, 24);
+	for (c = 1; c < n && c < ICOL__MAX; c++)
+		installation_set_col(in, c,
+		    (const char *)sqlite3_column_text(st, c),
+		    sqlite3_column_int64(st, c));
 }
 
 static int
@@ -1192,8 +1136,6 @@ sq_each(struct db *db, int bots,
 		return DB_ERR;
 	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		read_installation(st, &in);
-		in.oauth_response = col_dup(st, 25);
-		in.auth_test_response = col_dup(st, 26);
 		client_id = col_dup(st, 0);
 		stop = client_id == NULL || fn(arg, client_id, &in);
 		free(client_id);
@@ -1208,8 +1150,8 @@ static int
 sq_put_row(struct db *db, int bots, const char *client_id,
     const struct installation *in)
 {
-	int r = bots ? put_bot(db, client_id, in, in->installed_at)
-		     : put_installation(db, client_id, in, in->installed_at);
+	int r = put_row(db, bots ? ITABLE_BOTS : ITABLE_INSTALLATIONS,
+	    client_id, in, in->installed_at);
 
 	return r == 0                                     ? DB_OK
 	    : sq_rc(sqlite3_errcode(Q(db)->h)) == DB_BUSY ? DB_BUSY
