@@ -81,6 +81,12 @@ struct db_info {
 };
 int db_inspect(const char *target, struct db_info *, char *err, size_t errlen);
 
+/* The file policy for a SQLite database at path, for `slack-oauth check`:
+ * 0 when it is a regular file only its owner may read, with a key file as
+ * private, both it and its directory writable; 1 when it is not created
+ * yet and its directory is writable; else -1. why says which (1 and -1). */
+int db_file_check(const char *path, char *why, size_t len);
+
 /* The last error of the connection, for logs (never a password). */
 const char *db_errmsg(struct db *);
 

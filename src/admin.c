@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,9 +138,8 @@ cmd_check(void)
 {
 	struct conf c;
 	struct db_info info;
-	struct stat st;
 	char err[512], dirbuf[LIM_CONF_VALUE + 1];
-	const char *path, *dir;
+	const char *path;
 	int rc = 1;
 
 	if (load(&c, CONF_NEED_SECRET | CONF_NEED_SCOPES) == -1)
@@ -178,55 +176,13 @@ cmd_check(void)
 		rc = 0;
 		goto out;
 	}
-	snprintf(dirbuf, sizeof(dirbuf), "%s", path);
-	dir = dirname(dirbuf);
-	if (stat(path, &st) == -1) {
-		if (errno != ENOENT) {
-			complain("database: %s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (access(dir, W_OK | X_OK) == -1) {
-			complain(
-			    "database: %s does not exist and its directory %s is "
-			    "not writable: %s",
-			    path, dir, strerror(errno));
-			goto out;
-		}
-		printf(
-		    "database: %s: not created yet; %s is writable, so the first "
-		    "request will create it\n",
-		    path, dir);
+	switch (db_file_check(path, err, sizeof(err))) {
+	case -1:
+		complain("database: %s", err);
+		goto out;
+	case 1:
+		printf("database: %s\n", err);
 		rc = 0;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		complain("database: %s: not a regular file", path);
-		goto out;
-	}
-	if (st.st_mode & 077) {
-		complain("database: %s: mode %04o lets others read the tokens; "
-			 "chmod 600 it",
-		    path, (unsigned)(st.st_mode & 07777));
-		goto out;
-	}
-	{
-		char side[LIM_CONF_VALUE + 8];
-		struct stat ks;
-
-		snprintf(side, sizeof(side), "%s-key", path);
-		if (stat(side, &ks) == 0 && (ks.st_mode & 077)) {
-			complain(
-			    "database: %s: mode %04o lets others read the key "
-			    "that signs states; chmod 600 it",
-			    side, (unsigned)(ks.st_mode & 07777));
-			goto out;
-		}
-	}
-	if (access(path, R_OK | W_OK) == -1 || access(dir, W_OK | X_OK) == -1) {
-		complain(
-		    "database: %s or its directory is not writable (WAL needs "
-		    "both): %s",
-		    path, strerror(errno));
 		goto out;
 	}
 	if (db_inspect(path, &info, err, sizeof(err)) == -1) {
@@ -245,12 +201,11 @@ cmd_check(void)
 		    path);
 		goto out;
 	}
-	printf(
-	    "database: ok (%s, schema version %d%s, journal %s, mode %04o)\n",
+	printf("database: ok (%s, schema version %d%s, journal %s, private)\n",
 	    path, info.version,
 	    info.version < info.current ? ", will be upgraded on first use"
 					: "",
-	    info.journal, (unsigned)(st.st_mode & 07777));
+	    info.journal);
 	rc = 0;
 out:
 	conf_free(&c);

@@ -3,7 +3,9 @@
  * process-wide: what is kept lives in the caller's slot or db_keyfile. */
 #include <sys/stat.h>
 
+#include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,4 +238,58 @@ db_redact(const char *t, char *out, size_t len)
 		from = cut[i][1];
 	}
 	snprintf(out + o, len - o, "%s", from);
+}
+
+int
+db_file_check(const char *path, char *why, size_t len)
+{
+	char dirbuf[4096], side[4096 + 8];
+	const char *dir;
+	struct stat st, ks;
+
+	snprintf(dirbuf, sizeof(dirbuf), "%s", path);
+	dir = dirname(dirbuf);
+	if (stat(path, &st) == -1) {
+		if (errno != ENOENT) {
+			snprintf(why, len, "%s: %s", path, strerror(errno));
+			return -1;
+		}
+		if (access(dir, W_OK | X_OK) == -1) {
+			snprintf(why, len,
+			    "%s does not exist and its directory %s is not "
+			    "writable: %s",
+			    path, dir, strerror(errno));
+			return -1;
+		}
+		snprintf(why, len,
+		    "%s: not created yet; %s is writable, so the first request "
+		    "will create it",
+		    path, dir);
+		return 1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, len, "%s: not a regular file", path);
+		return -1;
+	}
+	if (st.st_mode & 077) {
+		snprintf(why, len,
+		    "%s: mode %04o lets others read the tokens; chmod 600 it",
+		    path, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	snprintf(side, sizeof(side), "%s-key", path);
+	if (stat(side, &ks) == 0 && (ks.st_mode & 077)) {
+		snprintf(why, len,
+		    "%s: mode %04o lets others read the key that signs states; "
+		    "chmod 600 it",
+		    side, (unsigned)(ks.st_mode & 07777));
+		return -1;
+	}
+	if (access(path, R_OK | W_OK) == -1 || access(dir, W_OK | X_OK) == -1) {
+		snprintf(why, len,
+		    "%s or its directory is not writable (WAL needs both): %s",
+		    path, strerror(errno));
+		return -1;
+	}
+	return 0;
 }

@@ -165,6 +165,70 @@ http_handle(struct worker *w)
 	return w->http;
 }
 
+/* Exchanges code at oauth.v2.access, then asks auth.test for the bot's
+ * id, into in. 0, or -1 with the failure answered. */
+static int
+exchange(struct ctx *c, const struct conf *conf, const char *code,
+    struct installation *in)
+{
+	char why[384];
+	void *http;
+
+	if ((http = http_handle(c->w)) == NULL) {
+		fail(c, conf, HERR_INTERNAL, "out of memory", NULL);
+		return -1;
+	}
+	switch (slack_oauth_access(http, conf, code, in, why, sizeof(why))) {
+	case SLACK_OK:
+		break;
+	case SLACK_BAD_CODE:
+		fail(c, conf, HERR_CODE, why, NULL);
+		return -1;
+	case SLACK_CONFIG:
+		fail(c, conf, HERR_INTERNAL, why, NULL);
+		return -1;
+	default:
+		fail(c, conf, HERR_UPSTREAM, why, NULL);
+		return -1;
+	}
+	snprintf(
+	    c->team, sizeof(c->team), "%s", in->team_id ? in->team_id : "");
+	snprintf(c->enterprise, sizeof(c->enterprise), "%s",
+	    in->enterprise_id ? in->enterprise_id : "");
+	if (in->bot_token != NULL &&
+	    slack_auth_test(http, conf, in, why, sizeof(why)) == -1)
+		log_warn("team=%s enterprise=%s: %s; storing the installation "
+			 "without bot_id",
+		    c->team[0] ? c->team : "-",
+		    c->enterprise[0] ? c->enterprise : "-", why);
+	return 0;
+}
+
+/* Stores in, durably. 0, or -1 with the failure answered. */
+static int
+keep(struct ctx *c, const struct conf *conf, const struct installation *in)
+{
+	struct db *db;
+	char err[512];
+	int rc;
+
+	if ((db = db_get(&c->w->db, conf->v[CONF_DB], &rc, err, sizeof(err))) ==
+	    NULL) {
+		fail(c, conf, rc == DB_BUSY ? HERR_BUSY : HERR_INTERNAL, err,
+		    NULL);
+		return -1;
+	}
+	if ((rc = store_put(db, conf->v[CONF_CLIENT_ID], in)) != DB_OK) {
+		snprintf(err, sizeof(err), "storing the installation: %s%s",
+		    rc == DB_BUSY ? "database busy or unreachable: " : "",
+		    db_errmsg(db));
+		fail(c, conf, rc == DB_BUSY ? HERR_BUSY : HERR_INTERNAL, err,
+		    NULL);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 succeed(struct ctx *c, const struct conf *conf, const struct installation *in)
 {
@@ -216,13 +280,11 @@ handle_redirect(struct ctx *c)
 	struct installation in;
 	struct conf conf;
 	struct req req;
-	struct db *db;
-	void *http;
 	char err[512], why[384];
 	const char *code, *error, *cookie;
 	enum req_err rerr;
 	enum state_res sr;
-	int confrc, rc;
+	int confrc;
 
 	memset(&in, 0, sizeof(in));
 	confrc = conf_load(
@@ -284,49 +346,8 @@ handle_redirect(struct ctx *c)
 		goto out;
 	}
 
-	if ((http = http_handle(c->w)) == NULL) {
-		fail(c, &conf, HERR_INTERNAL, "out of memory", NULL);
-		goto out;
-	}
-	switch (slack_oauth_access(http, &conf, code, &in, why, sizeof(why))) {
-	case SLACK_OK:
-		break;
-	case SLACK_BAD_CODE:
-		fail(c, &conf, HERR_CODE, why, NULL);
-		goto out;
-	case SLACK_CONFIG:
-		fail(c, &conf, HERR_INTERNAL, why, NULL);
-		goto out;
-	default:
-		fail(c, &conf, HERR_UPSTREAM, why, NULL);
-		goto out;
-	}
-	snprintf(c->team, sizeof(c->team), "%s", in.team_id ? in.team_id : "");
-	snprintf(c->enterprise, sizeof(c->enterprise), "%s",
-	    in.enterprise_id ? in.enterprise_id : "");
-
-	if (in.bot_token != NULL &&
-	    slack_auth_test(http, &conf, &in, why, sizeof(why)) == -1)
-		log_warn("team=%s enterprise=%s: %s; storing the installation "
-			 "without bot_id",
-		    c->team[0] ? c->team : "-",
-		    c->enterprise[0] ? c->enterprise : "-", why);
-
-	if ((db = db_get(&c->w->db, conf.v[CONF_DB], &rc, err, sizeof(err))) ==
-	    NULL) {
-		fail(c, &conf, rc == DB_BUSY ? HERR_BUSY : HERR_INTERNAL, err,
-		    NULL);
-		goto out;
-	}
-	if ((rc = store_put(db, conf.v[CONF_CLIENT_ID], &in)) != DB_OK) {
-		snprintf(err, sizeof(err), "storing the installation: %s%s",
-		    rc == DB_BUSY ? "database busy or unreachable: " : "",
-		    db_errmsg(db));
-		fail(c, &conf, rc == DB_BUSY ? HERR_BUSY : HERR_INTERNAL, err,
-		    NULL);
-		goto out;
-	}
-	succeed(c, &conf, &in);
+	if (exchange(c, &conf, code, &in) == 0 && keep(c, &conf, &in) == 0)
+		succeed(c, &conf, &in);
 out:
 	/* Every answer of this endpoint clears the state cookie. */
 	resp_cookie(&c->resp, cookie, NULL, 0);
