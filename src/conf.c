@@ -385,24 +385,90 @@ static struct {
 	struct watched w;
 } file;
 
-/* Makes the file cache describe path. Returns 0, or -1 with err set.
+/* Opens, checks and parses the config file at path into file.vals; st
+ * gets what fstat said of it. 0, or -1 with file.errmsg set (and no
+ * values kept). The file is untrusted until it passed every check. */
+static int
+file_read(const char *path, struct stat *st)
+{
+	char *text = NULL, *msg = file.errmsg;
+	size_t got = 0, len = sizeof(file.errmsg);
+	ssize_t r;
+	int fd, rc = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, st) == -1) {
+		snprintf(msg, len, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st->st_mode) || st->st_size > LIM_CONF_FILE) {
+		snprintf(msg, len, "%s: not a regular file of at most %d bytes",
+		    path, LIM_CONF_FILE);
+		goto out;
+	}
+	/* Another user could point SLACK_API_URL elsewhere and be sent the
+	 * client secret: only the effective user or root may own it. */
+	if (st->st_uid != geteuid() && st->st_uid != 0) {
+		snprintf(msg, len,
+		    "%s: refused: owned by uid %u, not by uid %u or root", path,
+		    (unsigned)st->st_uid, (unsigned)geteuid());
+		goto out;
+	}
+	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(msg, len,
+		    "%s: refused: writable by group or others (chmod 0640)",
+		    path);
+		goto out;
+	}
+	if ((text = malloc((size_t)st->st_size + 1)) == NULL) {
+		snprintf(msg, len, "%s: out of memory", path);
+		goto out;
+	}
+	while (got < (size_t)st->st_size &&
+	    ((r = read(fd, text + got, (size_t)st->st_size - got)) > 0 ||
+		(r == -1 && errno == EINTR)))
+		if (r > 0)
+			got += (size_t)r;
+	if (got < (size_t)st->st_size) {
+		snprintf(msg, len, "%s: read %zu of %lld bytes", path, got,
+		    (long long)st->st_size);
+		goto out;
+	}
+	if (conf_parse_file(path, text, got, file.vals, msg, len) == -1)
+		goto out;
+	if (file.vals[CONF_CLIENT_SECRET] != NULL && (st->st_mode & S_IROTH)) {
+		free_vals(file.vals);
+		snprintf(msg, len,
+		    "%s: refused: holds SLACK_CLIENT_SECRET and is readable by "
+		    "others (chmod 0640)",
+		    path);
+		goto out;
+	}
+	msg[0] = '\0';
+	rc = 0;
+out:
+	if (text != NULL) {
+		explicit_bzero(text, (size_t)st->st_size + 1);
+		free(text);
+	}
+	if (fd != -1)
+		close(fd);
+	return rc;
+}
+
+/* Makes the file cache describe path: as it was while inotify tells of no
+ * change (and under a second), else as stat() finds it, read again when
+ * its inode, size, mode or ctime moved. Returns 0, or -1 with err set.
  * Called with file_lock held. */
 static int
 file_load(const char *path, int must_exist, char *err, size_t errlen)
 {
 	struct stat st;
-	char *text = NULL;
-	ssize_t r;
-	size_t got = 0;
-	int fd = -1, rc = -1;
 	unsigned long gen;
 
 	if (file.loaded && watch_unchanged(&file.w) &&
-	    strcmp(file.path, path) == 0) {
-		if (file.failed)
-			snprintf(err, errlen, "%s", file.errmsg);
-		return file.failed ? -1 : 0;
-	}
+	    strcmp(file.path, path) == 0)
+		goto answer;
 	gen = watch_file(path);
 	if (stat(path, &st) == -1) {
 		if (errno == ENOENT && !must_exist) {
@@ -413,83 +479,24 @@ file_load(const char *path, int must_exist, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (file.loaded && file.path != NULL && strcmp(file.path, path) == 0 &&
-	    file.dev == st.st_dev && file.ino == st.st_ino &&
-	    file.size == st.st_size && file.mode == st.st_mode &&
-	    file.ctime.tv_sec == st.st_ctim.tv_sec &&
-	    file.ctime.tv_nsec == st.st_ctim.tv_nsec) {
-		watch_note(&file.w, gen);
-		if (file.failed)
-			snprintf(err, errlen, "%s", file.errmsg);
-		return file.failed ? -1 : 0;
-	}
-
-	free_vals(file.vals);
-	file.loaded = 0;
-	file.failed = 1;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
-	    fstat(fd, &st) == -1) {
-		snprintf(file.errmsg, sizeof(file.errmsg), "%s: %s", path,
-		    strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > LIM_CONF_FILE) {
-		snprintf(file.errmsg, sizeof(file.errmsg),
-		    "%s: not a regular file of at most %d bytes", path,
-		    LIM_CONF_FILE);
-		goto out;
-	}
-	/* Another user could point SLACK_API_URL elsewhere and be sent the
-	 * client secret: only the effective user or root may own it. */
-	if (st.st_uid != geteuid() && st.st_uid != 0) {
-		snprintf(file.errmsg, sizeof(file.errmsg),
-		    "%s: refused: owned by uid %u, not by uid %u or root", path,
-		    (unsigned)st.st_uid, (unsigned)geteuid());
-		goto out;
-	}
-	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-		snprintf(file.errmsg, sizeof(file.errmsg),
-		    "%s: refused: writable by group or others (chmod 0640)",
-		    path);
-		goto out;
-	}
-	if ((text = malloc((size_t)st.st_size + 1)) == NULL)
-		goto out;
-	while (got < (size_t)st.st_size &&
-	    (r = read(fd, text + got, (size_t)st.st_size - got)) > 0)
-		got += (size_t)r;
-	if (conf_parse_file(path, text, got, file.vals, file.errmsg,
-		sizeof(file.errmsg)) == -1)
-		goto out;
-	if (file.vals[CONF_CLIENT_SECRET] != NULL && (st.st_mode & S_IROTH)) {
+	if (!file.loaded || strcmp(file.path, path) != 0 ||
+	    file.dev != st.st_dev || file.ino != st.st_ino ||
+	    file.size != st.st_size || file.mode != st.st_mode ||
+	    file.ctime.tv_sec != st.st_ctim.tv_sec ||
+	    file.ctime.tv_nsec != st.st_ctim.tv_nsec) {
 		free_vals(file.vals);
-		snprintf(file.errmsg, sizeof(file.errmsg),
-		    "%s: refused: holds SLACK_CLIENT_SECRET and is readable by "
-		    "others (chmod 0640)",
-		    path);
-		goto out;
+		free(file.path);
+		file.failed = file_read(path, &st) == -1;
+		file.loaded = (file.path = strdup(path)) != NULL;
+		file.dev = st.st_dev, file.ino = st.st_ino;
+		file.size = st.st_size, file.mode = st.st_mode;
+		file.ctime = st.st_ctim;
 	}
-	file.failed = 0;
-	file.errmsg[0] = '\0';
-out:
-	if (text != NULL) {
-		explicit_bzero(text, (size_t)st.st_size + 1);
-		free(text);
-	}
-	if (fd != -1)
-		close(fd);
-	free(file.path);
-	file.path = strdup(path);
-	file.loaded = file.path != NULL;
-	file.dev = st.st_dev, file.ino = st.st_ino, file.size = st.st_size;
-	file.mode = st.st_mode, file.ctime = st.st_ctim;
 	watch_note(&file.w, gen);
-	if (file.failed) {
-		free_vals(file.vals);
+answer:
+	if (file.failed)
 		snprintf(err, errlen, "%s", file.errmsg);
-	}
-	rc = file.failed ? -1 : 0;
-	return rc;
+	return file.failed ? -1 : 0;
 }
 
 /* The first non-empty value of name among the request and the process. */
