@@ -951,6 +951,7 @@ def main():
     w = World(args, only)
     res, mem = {}, {}
     started = datetime.datetime.now(datetime.timezone.utc)
+    load0 = os.getloadavg()[0]
     try:
         w.start()
         f, c = "http://127.0.0.1:%d" % w.port_fcgi, "http://127.0.0.1:%d" % w.port_cgi
@@ -1066,7 +1067,7 @@ def main():
         sum(1 for r in rows if r[5] == "pass"), len(failed)))
     if args.results:
         write_results(args.results, started, table, cpu_md, settings,
-                      args.note)
+                      args.note, (load0, os.getloadavg()[0]))
         print("wrote", args.results)
     return 0
 
@@ -1086,7 +1087,8 @@ def stack_label(w, stack):
     return label
 
 
-def write_results(path, started, table, cpu_md, settings, note=None):
+def write_results(path, started, table, cpu_md, settings, note=None,
+                  load=None):
     head = """# Benchmark results
 
 `make bench` (bench/run.py) on 127.0.0.1: each subject behind nginx, measured
@@ -1105,9 +1107,11 @@ makes two calls, so C / (2L) flows/s is the most there can be.
         m = re.search(r"^## Run .*", old, re.M | re.S)
         if m:
             runs.append(m.group(0).rstrip() + "\n")
-    body = "## Run of %s\n\n%sMachine: %s.\nTools: %s.\nLoad: %s.\n\n%s\n\n%s\n" % (
+    # The load average says how much else the machine was doing.
+    busy = "; load average %.2f at the start, %.2f at the end" % load if load else ""
+    body = "## Run of %s\n\n%sMachine: %s%s.\nTools: %s.\nLoad: %s.\n\n%s\n\n%s\n" % (
         started.strftime("%Y-%m-%d %H:%M UTC"), note + "\n\n" if note else "",
-        machine(), versions(), settings, table, cpu_md)
+        machine(), busy, versions(), settings, table, cpu_md)
     with open(path, "w") as f:
         f.write(head + body + ("\n" + runs[0] if runs else ""))
 
