@@ -8,8 +8,16 @@
  *   anything else               404 {"ok":false,"error":"unknown_method"}
  *
  * HTTP/1.1 with keep-alive, epoll, one thread per -t (SO_REUSEPORT).
- * Listens on 127.0.0.1 only.  Usage: fake_slack [-p PORT] [-t THREADS]
+ * Listens on 127.0.0.1 only.
+ * Usage: fake_slack [-p PORT] [-t THREADS] [-l MS]
  * Prints "port N" on stdout once it listens (PORT 0: any free port).
+ *
+ * -l MS: Slack's latency.  Each request is answered MS milliseconds after it
+ * was read, without holding anything else: its connection waits in its
+ * thread's queue (constant latency, so the queue is in due order) and the
+ * thread's epoll_wait wakes for the head of it; other connections are read
+ * and answered meanwhile.  A waiting connection is not read (one request at
+ * a time on it, as libcurl sends them); waits cost a queue link each.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -29,20 +37,39 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BUFSZ 16384
 
 struct conn {
 	int fd;
+	int waiting;		/* in the wait queue (-l), its answer held */
+	long long due;		/* CLOCK_MONOTONIC ns when the answer goes */
+	struct conn *next;	/* in the wait queue */
 	size_t in_len;
 	size_t out_len, out_off;
 	char in[BUFSZ];
 	char out[BUFSZ];
 };
 
+/* A thread's connections waiting out the latency, oldest first. */
+struct waitq {
+	struct conn *head, *tail;
+};
+
 static atomic_ulong counter;
 static int port;
+static long long latency_ns;	/* -l, in ns; 0: answer at once */
+
+static long long
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 static const char access_fmt[] =
     "{\"ok\":true,\"app_id\":\"A0APP0001\",\"authed_user\":{\"id\":\"U0HUMAN01\"},"
@@ -90,14 +117,16 @@ respond(struct conn *c, int status, const char *body, size_t blen)
 	c->out_len += blen;
 }
 
-/* Handles the complete requests in c->in; returns -1 to close. */
+/* Answers the complete requests in c->in, at most max of them (0: all),
+ * into c->out; returns how many, or -1 to close. */
 static int
-handle(struct conn *c)
+handle(struct conn *c, int max)
 {
 	char body[1024];
 	size_t off = 0;
+	int done = 0;
 
-	for (;;) {
+	while (max == 0 || done < max) {
 		char *h = c->in + off, *end;
 		const char *cl, *ex;
 		size_t avail = c->in_len - off, hlen, blen = 0;
@@ -134,12 +163,13 @@ handle(struct conn *c)
 		else
 			respond(c, 404, unknown, sizeof(unknown) - 1);
 		off += hlen + blen;
+		done++;
 	}
 	if (off > 0) {
 		memmove(c->in, c->in + off, c->in_len - off);
 		c->in_len -= off;
 	}
-	return 0;
+	return done;
 }
 
 static int
@@ -154,6 +184,77 @@ flush_out(struct conn *c)
 	}
 	c->out_off = c->out_len = 0;
 	return 0;
+}
+
+static void
+arm(int ep, struct conn *c, unsigned events)
+{
+	struct epoll_event ev;
+
+	ev.events = events;
+	ev.data.ptr = c;
+	epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* Answers what c->in holds: all of it at once or, with -l, its first
+ * request, whose answer then waits in q (c not read meanwhile).  Returns -1
+ * to close. */
+static int
+serve(int ep, struct waitq *q, struct conn *c)
+{
+	int n = handle(c, latency_ns > 0 ? 1 : 0), f;
+
+	if (n < 0)
+		return -1;
+	if (latency_ns > 0 && n > 0) {
+		c->waiting = 1;
+		c->due = now_ns() + latency_ns;
+		c->next = NULL;
+		if (q->tail != NULL)
+			q->tail->next = c;
+		else
+			q->head = c;
+		q->tail = c;
+		arm(ep, c, 0);
+		return 0;
+	}
+	if ((f = flush_out(c)) == -1)
+		return -1;
+	arm(ep, c, EPOLLIN | (f ? EPOLLOUT : 0));
+	return 0;
+}
+
+/* Closes c; a waiting c is freed when its turn in the queue comes. */
+static void
+drop(struct conn *c)
+{
+	close(c->fd);
+	c->fd = -1;
+	if (!c->waiting)
+		free(c);
+}
+
+/* Sends the answers whose wait is over, then serves what their
+ * connections sent meanwhile; returns epoll_wait's timeout for the next. */
+static int
+expire(int ep, struct waitq *q)
+{
+	long long now = now_ns();
+	struct conn *c;
+
+	while ((c = q->head) != NULL && c->due <= now) {
+		q->head = c->next;
+		if (q->head == NULL)
+			q->tail = NULL;
+		c->waiting = 0;
+		if (c->fd < 0)
+			free(c);
+		else if (flush_out(c) == -1 || serve(ep, q, c) == -1)
+			drop(c);
+	}
+	if (c == NULL)
+		return -1;
+	return (int)((c->due - now + 999999) / 1000000);
 }
 
 static int
@@ -185,8 +286,9 @@ listener(void)
 static void *
 loop(void *arg)
 {
-	int lfd = (int)(long)arg, ep, one = 1;
+	int lfd = (int)(long)arg, ep, one = 1, timeout = -1;
 	struct epoll_event ev, evs[64];
+	struct waitq q = {NULL, NULL};
 
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return NULL;
@@ -194,7 +296,7 @@ loop(void *arg)
 	ev.data.ptr = NULL;
 	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
 	for (;;) {
-		int i, n = epoll_wait(ep, evs, 64, -1);
+		int i, n = epoll_wait(ep, evs, 64, timeout);
 
 		for (i = 0; i < n; i++) {
 			struct conn *c = evs[i].data.ptr;
@@ -218,6 +320,11 @@ loop(void *arg)
 				}
 				continue;
 			}
+			if (c->waiting) {
+				/* Only EPOLLHUP/EPOLLERR come while waiting. */
+				drop(c);
+				continue;
+			}
 			if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 				ssize_t r;
 				int closed = 0;
@@ -235,37 +342,18 @@ loop(void *arg)
 						closed = 1;
 					break;
 				}
-				if (handle(c) == -1)
-					closed = 1;
-				if (!closed) {
-					int f = flush_out(c);
-					if (f == -1)
-						closed = 1;
-					else {
-						ev.events = EPOLLIN |
-						    (f ? EPOLLOUT : 0);
-						ev.data.ptr = c;
-						epoll_ctl(ep, EPOLL_CTL_MOD,
-						    c->fd, &ev);
-					}
-				}
-				if (closed) {
-					close(c->fd);
-					free(c);
-					continue;
-				}
+				if (serve(ep, &q, c) == -1 || closed)
+					drop(c);
 			} else if (evs[i].events & EPOLLOUT) {
 				int f = flush_out(c);
 				if (f == -1) {
-					close(c->fd);
-					free(c);
+					drop(c);
 					continue;
 				}
-				ev.events = EPOLLIN | (f ? EPOLLOUT : 0);
-				ev.data.ptr = c;
-				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+				arm(ep, c, EPOLLIN | (f ? EPOLLOUT : 0));
 			}
 		}
+		timeout = expire(ep, &q);
 	}
 	return NULL;
 }
@@ -288,17 +376,19 @@ number(const char *s, long min, long max, int *out)
 int
 main(int argc, char **argv)
 {
-	int i, opt, threads = 1, lfd;
+	int i, opt, threads = 1, lfd, ms = 0;
 	pthread_t t;
 
-	while ((opt = getopt(argc, argv, "p:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:t:l:")) != -1) {
 		if (opt == 'p' && number(optarg, 0, 65535, &port) == 0)
 			continue;
 		else if (opt == 't' && number(optarg, 1, 64, &threads) == 0)
 			continue;
+		else if (opt == 'l' && number(optarg, 0, 600000, &ms) == 0)
+			latency_ns = ms * 1000000LL;
 		else {
-			fprintf(stderr,
-			    "usage: fake_slack [-p PORT] [-t THREADS]\n");
+			fprintf(stderr, "usage: fake_slack [-p PORT] "
+					"[-t THREADS] [-l MS]\n");
 			return 2;
 		}
 	}
