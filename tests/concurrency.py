@@ -231,6 +231,15 @@ class Site(stress.Deployment):
         os.chmod(self.conf, 0o640)
         self._spawn_fcgi()
         self._nginx()
+        # The sanitizer options reached the programs through `env -i`.
+        want = {k + "=" + v for k, v in san_env().items()}
+        for prog in self.env_prog:
+            pid = self.pid(prog)
+            check(pid, "%s: no pid file" % prog)
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                have = set(f.read().decode("utf-8", "replace").split("\0"))
+            check(want <= have, "%s: sanitizer options not in its "
+                  "environment" % prog)
 
     def _spawn_fcgi(self):
         cmds = testlib.shell_lines(self.example)
@@ -863,6 +872,20 @@ def exactly_once(d, n=50):
     check(after["installations"] == before["installations"] + 1,
           "installations: %d -> %d" % (before["installations"],
                                        after["installations"]))
+    pid = d.pid("slack-oauth-redirect")
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            mem = {ln.split(":")[0]: int(ln.split()[1]) for ln in f
+                   if ln.split(":")[0] in ("Rss", "Private_Clean",
+                                           "Private_Dirty")}
+        with open("/proc/%d/status" % pid) as f:
+            thr = re.search(r"^Threads:\s+(\d+)", f.read(), re.M).group(1)
+        note("the redirect process after %d at once: %s threads, Rss %d kB, "
+             "private %d kB" % (n, thr, mem.get("Rss", 0),
+                                mem.get("Private_Clean", 0) +
+                                mem.get("Private_Dirty", 0)))
+    except (OSError, AttributeError, ValueError):
+        pass
     time.sleep(0.3)
     outs = log_outcomes(d)[-n:]
     inval = sum(1 for o, s in outs if (o, s) == ("invalid_state", "400"))
