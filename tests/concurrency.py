@@ -1217,12 +1217,24 @@ def stalled_fastcgi_clients_do_not_block(d):
     finally:
         for s in stalled:
             s.close()
-    # The stalled ones gone: 10 flows at once, all 200.
+    # The stalled ones gone, their workers serve again: 10 redirects that
+    # wait 1 s on Slack, at once, are all served at once.
     time.sleep(0.3)
-    res = at_once([lambda: full_flow(d, timeout=5)[0] for _ in range(10)], 8)
+    pairs = [(new_state(d), add_secret(fs.issue_code(delay=1.0), "code"))
+             for _ in range(10)]
+    fs.reset_inflight()
+    t0 = time.monotonic()
+    res = at_once([lambda s=s, c=c: redirect(d, s, c, 8)
+                   for s, c in pairs], 10)
+    ends = [r.t1 - t0 for r in res if r is not None and r.t1]
+    note("after the stalled clients left, 10 redirects waiting 1 s on Slack: "
+         "%s, the last after %.2fs, %d at once at the fake"
+         % (summary(res), max(ends) if ends else -1, fs.max_inflight()))
     check(all(r is not None and is_ok(r) for r in res),
-          "10 flows at once after the stalled clients left: %s"
-          % summary(res))
+          "10 redirects after the stalled clients left: %s" % summary(res))
+    check(fs.max_inflight() == 10 and max(ends) < 2.5,
+          "after the stalled clients left: %d served at once, the last after "
+          "%.2fs (want 10, < 2.5 s)" % (fs.max_inflight(), max(ends)))
 
 
 # ------------------------------------------------------------ runner
