@@ -121,6 +121,8 @@ SAN_OPTS = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS",
 SAN_RE = re.compile(r"WARNING: ThreadSanitizer|ThreadSanitizer: |"
                     r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|"
                     r"runtime error:|UndefinedBehaviorSanitizer")
+LOG_LINE_RE = re.compile(r"^(slack-install|slack-oauth-redirect): "
+                         r"(outcome=\S+ status=\d+ |warning: )")
 add_secret(SECRET, "client secret")
 add_secret(SIGNING_SECRET, "signing secret")
 
@@ -336,6 +338,15 @@ class Site(stress.Deployment):
         if bad:
             problems.append("sanitizer report in the programs' log (%d "
                             "lines), first: %s" % (len(bad), bad[0][:300]))
+        else:
+            # Threads write the log at once: each line whole, one a line.
+            torn = [ln for ln in text.splitlines()
+                    if not LOG_LINE_RE.match(ln)]
+            if torn or (text and not text.endswith("\n")):
+                problems.append("%d log lines not of the form 'program: …' "
+                                "(torn or interleaved?), first: %r"
+                                % (len(torn), redact(torn[0] if torn else
+                                                     text[-80:])[:200]))
         record_tree(self.p("var/log"), "concurrency %s" % self.name)
         record_db_modes(self.p("var/lib"), self.name)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -1235,6 +1246,106 @@ def stalled_fastcgi_clients_do_not_block(d):
     check(fs.max_inflight() == 10 and max(ends) < 2.5,
           "after the stalled clients left: %d served at once, the last after "
           "%.2fs (want 10, < 2.5 s)" % (fs.max_inflight(), max(ends)))
+
+
+# ------------------------------------------------- changes under load
+def rewrite_conf(d, extra):
+    """Replaces the config file as an administrator would (a new file,
+    root:www-data 0640, renamed over the old one)."""
+    with open(d.conf) as f:
+        base = [ln for ln in f.read().splitlines()
+                if not ln.startswith("SLACK_STATE_TTL")]
+    tmp = d.conf + ".new"
+    with open(tmp, "w") as f:
+        f.write("\n".join(base + extra) + "\n")
+    os.chown(tmp, 0, d.gid)
+    os.chmod(tmp, 0o640)
+    os.rename(tmp, d.conf)
+
+
+@test
+@with_site()
+def config_file_changes_under_load(d):
+    """The config file replaced 20 times while flows run on 4 clients and
+    4 redirects wait on Slack: every request 200 (each thread sees a whole
+    configuration, old or new)."""
+    fs = d.fs
+    a, _ = full_flow(d)
+    check(is_ok(a), "first flow: %r" % a)
+    pairs = [(new_state(d), add_secret(fs.issue_code(delay=1.0), "code"))
+             for _ in range(4)]
+    stop = threading.Event()
+    flows, lock = [], threading.Lock()
+
+    def stream():
+        t_end = time.monotonic() + 15
+        while not stop.is_set() and time.monotonic() < t_end:
+            with lock:
+                if len(flows) >= 80:
+                    return
+            a, _ = full_flow(d, timeout=10)
+            with lock:
+                flows.append(a)
+    box = {}
+
+    def slow():
+        box["slow"] = at_once([lambda s=s, c=c: redirect(d, s, c, 8)
+                               for s, c in pairs], 10)
+    ts = [threading.Thread(target=stream, daemon=True) for _ in range(4)]
+    ts.append(threading.Thread(target=slow, daemon=True))
+    for t in ts:
+        t.start()
+    for i in range(20):
+        rewrite_conf(d, ["SLACK_STATE_TTL = %d" % (600 + 300 * (i % 2))])
+        time.sleep(0.06)
+    stop.set()
+    for t in ts:
+        t.join(15)
+    res = box.get("slow") or [None] * len(pairs)
+    note("20 config file replacements: %d flows meanwhile: %s; 4 slow "
+         "redirects: %s" % (len(flows), summary(flows), summary(res)))
+    check(flows and all(is_ok(a) for a in flows),
+          "flows while the config file changed: %s" % summary(flows))
+    check(all(r is not None and is_ok(r) for r in res),
+          "slow redirects while the config file changed: %s" % summary(res))
+
+
+@test
+@with_site()
+def first_use_by_many_threads(d):
+    """A new database: 32 installs at once (one process, its threads make
+    the schema and the state key together), then 32 redirects at once:
+    every state redeems (one key), one installation each."""
+    n = 32
+    fs = d.fs
+    check(not os.path.exists(d.db), "the database exists before the start")
+    res = at_once([lambda: get(d.port, "/slack/install", timeout=10)
+                   for _ in range(n)], 15)
+    states = [state_of(r) if r is not None and r.status == 200 else None
+              for r in res]
+    note("%d installs at once on a new database: %s" % (n, summary(res)))
+    check(all(states) and len(set(states)) == n, "installs: %s, %d distinct "
+          "states" % (summary(res), len({s for s in states if s})))
+    con = sqlite3.connect(d.db, timeout=10)
+    try:
+        ic = [r[0] for r in con.execute("pragma integrity_check")]
+        uv = con.execute("pragma user_version").fetchone()[0]
+        keys = con.execute("select count(*) from slack_oauth_keys"
+                           ).fetchone()[0]
+    finally:
+        con.close()
+    check(ic == ["ok"] and uv >= 1 and keys == 1,
+          "integrity_check %r, user_version %r, %d state keys (want ok, "
+          ">= 1, 1)" % (ic[:2], uv, keys))
+    pairs = [(s, add_secret(fs.issue_code(), "code")) for s in states]
+    res = at_once([lambda s=s, c=c: redirect(d, s, c, 10)
+                   for s, c in pairs], 15)
+    note("%d redirects at once: %s" % (n, summary(res)))
+    check(all(r is not None and is_ok(r) for r in res),
+          "redirects: %s (want %d x 200)" % (summary(res), n))
+    eq_rows = d.rows()
+    check(eq_rows["installations"] == n, "%d installations stored, want %d"
+          % (eq_rows["installations"], n))
 
 
 # ------------------------------------------------------------ runner
