@@ -23,6 +23,12 @@ CFLAGS  := $(filter-out -D_FORTIFY_SOURCE=2 -O2,$(CFLAGS)) -O1 -DFUZZ_LIBFUZZER 
 	   -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 FUZZ_LINK = -fsanitize=fuzzer,address,undefined
 endif
+# ThreadSanitizer, for the concurrent tests (tests/concurrency.py).
+ifeq ($(SAN),thread)
+CFLAGS  := $(filter-out -D_FORTIFY_SOURCE=2 -O2,$(CFLAGS)) -O1 \
+	   -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
+endif
 ifeq ($(SAN),1)
 CFLAGS  := $(filter-out -D_FORTIFY_SOURCE=2 -O2,$(CFLAGS)) -O1 \
 	   -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -31,7 +37,7 @@ endif
 
 COMMON   = buf util sha256 log conf req resp html page db db_sqlite db_pg state store \
 	   installation serve watch
-INSTALL  = $(COMMON) install main_install sqlite_lazy
+INSTALL  = $(COMMON) install main_install
 REDIRECT = $(COMMON) slack redirect main_redirect
 ADMIN    = buf util sha256 log conf db db_sqlite db_pg state store installation watch \
 	   slack admin slack-oauth
@@ -39,10 +45,9 @@ LIBOBJ   = $(COMMON) install slack redirect admin
 
 obj = $(patsubst %,$(BUILD)/obj/%.o,$(1))
 
-LIBS_INSTALL  := $(shell pkg-config --libs $(PKGS_INSTALL) 2>/dev/null || echo -lfcgi -lsqlite3)
-LIBS_REDIRECT := $(shell pkg-config --libs $(PKGS_REDIRECT) 2>/dev/null || echo -lfcgi -lsqlite3 -lcurl -lcjson)
-# The two web programs load libfcgi themselves, and only as FastCGI.
-LIBS_WEB      := $(filter-out -lfcgi,$(LIBS_REDIRECT))
+LIBS_INSTALL  := $(shell pkg-config --libs $(PKGS_INSTALL) 2>/dev/null || echo -lfcgi -lsqlite3) -lpthread
+LIBS_REDIRECT := $(shell pkg-config --libs $(PKGS_REDIRECT) 2>/dev/null || echo -lfcgi -lsqlite3 -lcurl -lcjson) -lpthread
+LIBS_ADMIN    := $(filter-out -lfcgi,$(LIBS_REDIRECT))
 PKG_CFLAGS    := $(shell pkg-config --cflags $(PKGS_REDIRECT) libpq 2>/dev/null)
 
 all: $(CGIDIR)/slack-install $(CGIDIR)/slack-oauth-redirect $(BINDIR)/slack-oauth
@@ -55,15 +60,15 @@ $(BUILD)/obj:
 
 $(CGIDIR)/slack-install: $(call obj,$(INSTALL))
 	@mkdir -p $(CGIDIR)
-	$(CC) $(LDFLAGS) -o $@ $^ $(filter-out -lfcgi -lsqlite3,$(LIBS_INSTALL))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_INSTALL)
 
 $(CGIDIR)/slack-oauth-redirect: $(call obj,$(REDIRECT))
 	@mkdir -p $(CGIDIR)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_WEB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_REDIRECT)
 
 $(BINDIR)/slack-oauth: $(call obj,$(ADMIN))
 	@mkdir -p $(BINDIR)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_WEB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ADMIN)
 
 # Unit tests link the modules without any main().
 $(BUILD)/unit: tests/unit.c tests/t.h $(call obj,$(LIBOBJ))

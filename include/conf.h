@@ -23,6 +23,7 @@ enum conf_key {
 	CONF_API_URL,
 	CONF_HTTP_TIMEOUT,
 	CONF_HTTPS_PROXY,
+	CONF_CONCURRENCY, /* read at start only: never from a request */
 	CONF__MAX
 };
 
@@ -34,17 +35,19 @@ struct conf {
 	char *v[CONF__MAX]; /* validated; NULL when unset */
 	char *mem;          /* the block that holds the values */
 	size_t memlen;
-	int64_t ttl;  /* SLACK_STATE_TTL */
-	long timeout; /* SLACK_HTTP_TIMEOUT */
-	int direct;   /* SLACK_DIRECT_INSTALL */
+	int64_t ttl;     /* SLACK_STATE_TTL */
+	long timeout;    /* SLACK_HTTP_TIMEOUT */
+	int direct;      /* SLACK_DIRECT_INSTALL */
+	int concurrency; /* SLACK_OAUTH_CONCURRENCY */
 };
 
 /* Looks a name up among the request's parameters; NULL when absent. */
 typedef const char *(*conf_param_fn)(void *ctx, const char *name);
 
 /* Fills c from param (may be NULL), the process environment, the config
- * file and the defaults. Returns 0, or -1 with err naming the first bad
- * key, or the file and line, never a value; c then still holds every
+ * file and the defaults (SLACK_OAUTH_CONCURRENCY never from param). Safe
+ * to call from several workers at once. Returns 0, or -1 with err naming the
+ * first bad key, or the file and line, never a value; c then still holds every
  * value that was valid. Always conf_free c afterwards. */
 int conf_load(struct conf *c, conf_param_fn param, void *ctx, int need,
     char *err, size_t errlen);

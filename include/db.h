@@ -4,7 +4,12 @@
 #ifndef DB_H
 #define DB_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
+#include <time.h>
+
+#include "watch.h"
 
 struct db;
 
@@ -14,17 +19,24 @@ enum { DB_OK = 0, DB_ERR = -1, DB_BUSY = -2 };
 /* Returns 1 if target names a PostgreSQL database, else 0 (a file). */
 int db_is_pg(const char *target);
 
-/* Returns the process's connection to target, opening it if it is not the
- * one already open. NULL on failure, with *rc DB_ERR or DB_BUSY (a busy or
- * unreachable database) and err saying why, without secrets. */
-struct db *db_get(const char *target, int *rc, char *err, size_t errlen);
+/* Returns the connection in *slot (a worker's own) when it is to target,
+ * else closes it and opens one to target into *slot. NULL on failure, with
+ * *rc DB_ERR or DB_BUSY (a busy or unreachable database) and err saying
+ * why, without secrets. */
+struct db *
+db_get(struct db **slot, const char *target, int *rc, char *err, size_t errlen);
 
 /* Opens without caching, for the admin command; same contract. */
 struct db *db_open(const char *target, int *rc, char *err, size_t errlen);
 void db_close(struct db *);
 
-/* Closes the cached connection, at exit. */
-void db_release(void);
+/* Closes the connection in *slot, if any: the next db_get opens afresh. */
+void db_drop(struct db **slot);
+
+/* Loads libpq (once per process; later calls answer the same). 0, or -1
+ * with err saying why. serve() calls it at start-up when the configured
+ * database is PostgreSQL; opening a PostgreSQL target calls it too. */
+int db_pg_load(char *err, size_t errlen);
 
 /* A file beside a SQLite database: its path with suffix appended, into
  * out. 0, or -1 for a PostgreSQL target or a path too long. */
@@ -33,10 +45,22 @@ int db_sidecar(const char *target, const char *suffix, char *out, size_t len);
 /* The state key of a SQLite database read from its sidecar file, the
  * database's path with "-key" appended (32 bytes, 0600, rewritten from the
  * database whenever a process reads the key there), so that the install
- * endpoint signs states without opening SQLite. Returns 0 with key set, or
- * -1 (no sidecar, not 0600, not 32 bytes, or a PostgreSQL target): then
- * use db_state_key. */
-int db_key_peek(const char *target, unsigned char key[32]);
+ * endpoint signs states without opening SQLite. kf is the caller's (a
+ * worker's) note of the file as last read: while inotify tells of no
+ * change, the key is taken from it without a stat. Returns 0 with key
+ * set, or -1 (no sidecar, not 0600, not 32 bytes, or a PostgreSQL
+ * target): then use db_state_key. */
+struct db_keyfile {
+	char *target; /* NULL: nothing read yet */
+	dev_t dev;
+	ino_t ino;
+	struct timespec ctime;
+	unsigned char key[32];
+	struct watched w;
+};
+int
+db_key_peek(struct db_keyfile *kf, const char *target, unsigned char key[32]);
+void db_keyfile_free(struct db_keyfile *);
 
 /* Makes the sidecar hold key, atomically, when it does not already. */
 void db_key_publish(const char *target, const unsigned char key[32]);

@@ -25,7 +25,8 @@
 #define LIM_BUSY_MS     3000 /* SQLite busy timeout */
 #define LIM_RETRY_AFTER "5"  /* seconds, sent with a 503 */
 
-#define LIM_TTL_MAX     3600
-#define LIM_TIMEOUT_MAX 120
+#define LIM_TTL_MAX         3600
+#define LIM_TIMEOUT_MAX     120
+#define LIM_CONCURRENCY_MAX 256 /* SLACK_OAUTH_CONCURRENCY */
 
 #endif

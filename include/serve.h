@@ -3,10 +3,23 @@
 #define SERVE_H
 
 #include "conf.h"
+#include "db.h"
 #include "resp.h"
+
+/* What one worker keeps from request to request. serve() owns one per
+ * thread (one in all as CGI) and hands it to each request in struct ctx;
+ * no other worker ever sees it. */
+struct worker {
+	struct db *db;         /* opened by the first request that needs it */
+	struct db_keyfile key; /* the -key sidecar as last read */
+	void *http;            /* a libcurl handle, made on first use */
+	void (*http_free)(void *); /* set with http */
+	struct resp resp;          /* buffers kept across requests */
+};
 
 /* What a handler gets for one request, and what serve() logs of it. */
 struct ctx {
+	struct worker *w;
 	conf_param_fn param; /* the request's CGI/FastCGI variables */
 	void *pctx;
 	struct resp resp;
@@ -17,9 +30,13 @@ struct ctx {
 
 typedef void (*handler_fn)(struct ctx *);
 
-/* Answers requests with h until there are no more: one request as CGI, or
- * a FastCGI accept loop when fd 0 is a listening socket. Returns the exit
- * status. */
+/* Answers requests with h until there are no more: one request as CGI, or,
+ * when fd 0 is a listening socket, SLACK_OAUTH_CONCURRENCY FastCGI workers
+ * (threads) that each accept and answer one request at a time. Everything
+ * process-wide is settled before they start; after that only the config
+ * file cache (conf.c, under its mutex) and the watch generation (watch.c,
+ * atomic) change. h must be safe to run in several workers at once.
+ * Returns the exit status. */
 int serve(const char *prog, handler_fn h);
 
 /* Looks up a request variable, such as "QUERY_STRING". */

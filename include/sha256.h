@@ -20,11 +20,6 @@ void sha256_update(struct sha256 *, const void *, size_t);
 void sha256_final(struct sha256 *, unsigned char out[SHA256_LEN]);
 void sha256(const void *, size_t, unsigned char out[SHA256_LEN]);
 
-/* The x86 SHA extensions are used when the CPU has them. For tests:
- * sha256_hw(0) turns them off, sha256_hw(1) back on where present;
- * returns whether they are in use. */
-int sha256_hw(int use);
-
 /* HMAC-SHA-256 of the concatenation of the nparts parts under key. */
 struct iov_part {
 	const void *p;
@@ -32,14 +27,5 @@ struct iov_part {
 };
 void hmac_sha256(const unsigned char *key, size_t keylen,
     const struct iov_part *parts, size_t nparts, unsigned char out[SHA256_LEN]);
-
-/* The same with the key's two padded blocks hashed once, for a key used
- * many times: hmac_init, then hmac_parts for each message. */
-struct hmac {
-	struct sha256 inner, outer;
-};
-void hmac_init(struct hmac *, const unsigned char *key, size_t keylen);
-void hmac_parts(const struct hmac *, const struct iov_part *parts,
-    size_t nparts, unsigned char out[SHA256_LEN]);
 
 #endif

@@ -16,20 +16,25 @@ enum slack_res {
 	SLACK_FAIL,     /* anything else: ok:false, transport, HTTP, JSON */
 };
 
-/* Once per process, before any call. 0 or -1. */
+/* Once per process, before any worker starts. 0 or -1. */
 int slack_init(void);
 void slack_cleanup(void);
+
+/* An HTTP handle (libcurl's), for one worker at a time; every call below
+ * takes one. NULL when out of memory. */
+void *slack_http_new(void);
+void slack_http_free(void *http);
 
 /* Exchanges code at oauth.v2.access (HTTP Basic client credentials) and
  * fills in. why gets Slack's error code or what went wrong, never a
  * secret. */
-enum slack_res slack_oauth_access(const struct conf *, const char *code,
-    struct installation *in, char *why, size_t whylen);
+enum slack_res slack_oauth_access(void *http, const struct conf *,
+    const char *code, struct installation *in, char *why, size_t whylen);
 
 /* Calls auth.test with the bot token and sets in->bot_id (and, for an
  * org-wide install, in->enterprise_url). 0, or -1 with why set. */
-int slack_auth_test(
-    const struct conf *, struct installation *in, char *why, size_t whylen);
+int slack_auth_test(void *http, const struct conf *, struct installation *in,
+    char *why, size_t whylen);
 
 /* Maps an oauth.v2.access answer (untrusted JSON text) into in, with
  * expiries counted from now. Exposed for tests. */
@@ -49,7 +54,8 @@ struct refreshed {
 
 /* Spends refresh_token for a new pair. type is "bot" or "user": an answer
  * for the other kind is refused, as the Python SDK does. */
-enum slack_res slack_refresh(const struct conf *, const char *refresh_token,
+enum slack_res
+slack_refresh(void *http, const struct conf *, const char *refresh_token,
     const char *type, struct refreshed *out, char *why, size_t whylen);
 enum slack_res slack_parse_refresh(const char *json, size_t len, int64_t now,
     const char *type, struct refreshed *out, char *why, size_t whylen);
@@ -58,8 +64,8 @@ void slack_refreshed_free(struct refreshed *);
 /* auth.revoke for token. Returns 0 when the token is revoked now or was
  * already dead (invalid_auth, token_revoked, token_expired,
  * account_inactive), else -1 with why set. */
-int
-slack_revoke(const struct conf *, const char *token, char *why, size_t whylen);
+int slack_revoke(void *http, const struct conf *, const char *token, char *why,
+    size_t whylen);
 
 /* Classifies an oauth.v2.access error code. */
 enum slack_res slack_classify(const char *error);

@@ -11,7 +11,7 @@ struct buf;
  * the lengths, never on where the strings differ. */
 int ct_streq(const char *a, const char *b);
 
-/* Fills p with n bytes from the kernel's CSPRNG (getrandom, pooled). 0 or -1. */
+/* Fills p with n bytes from the kernel's CSPRNG (getrandom). 0 or -1. */
 int rand_bytes(void *p, size_t n);
 
 /* Writes the base64url form of n bytes, without padding, NUL-terminated,

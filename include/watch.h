@@ -5,7 +5,8 @@
 #ifndef WATCH_H
 #define WATCH_H
 
-/* Starts watching (a FastCGI server, once). */
+/* Starts watching (a FastCGI server, once, before its workers start).
+ * The rest may be called from any worker at once. */
 void watch_init(void);
 
 /* Once per request: any event since the last call moves the generation. */

@@ -475,6 +475,28 @@ take_lock(struct db *db, const char *name, int64_t lease, int64_t deadline)
 }
 
 /* Refreshes one due token; 0 done or not needed, -1 failed (said why). */
+/* The admin command runs in one thread: one HTTP handle for the run. */
+static void *http;
+
+static int
+http_start(void)
+{
+	if (slack_init() == -1 || (http = slack_http_new()) == NULL) {
+		complain("cannot initialise libcurl");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+http_stop(void)
+{
+	if (http != NULL)
+		slack_http_free(http);
+	http = NULL;
+	slack_cleanup();
+}
+
 static int
 refresh_one(
     struct db *db, const struct conf *c, const struct due *d, int64_t deadline)
@@ -517,7 +539,8 @@ refresh_one(
 		rc = 0;
 		goto out;
 	}
-	if (slack_refresh(c, rt, type, &r, why, sizeof(why)) != SLACK_OK) {
+	if (slack_refresh(http, c, rt, type, &r, why, sizeof(why)) !=
+	    SLACK_OK) {
 		complain("%s: refresh failed, kept the old pair: %s", who, why);
 		goto out;
 	}
@@ -566,10 +589,8 @@ cmd_refresh(long long within)
 		}
 		goto out;
 	}
-	if (slack_init() == -1) {
-		complain("cannot initialise libcurl");
+	if (http_start() == -1)
 		goto out;
-	}
 	deadline = now_unix() + within;
 	if (store_due(db, c.v[CONF_CLIENT_ID], deadline, &list, &n) != DB_OK) {
 		complain("database: %s", db_errmsg(db));
@@ -584,7 +605,7 @@ cmd_refresh(long long within)
 out:
 	store_due_free(list, n);
 	db_close(db);
-	slack_cleanup();
+	http_stop();
 	conf_free(&c);
 	return rc;
 }
@@ -612,12 +633,10 @@ cmd_revoke(const char *id)
 		complain("database: %s", db_errmsg(db));
 		goto out;
 	}
-	if (n > 0 && slack_init() == -1) {
-		complain("cannot initialise libcurl");
+	if (n > 0 && http_start() == -1)
 		goto out;
-	}
 	for (i = 0; i < n; i++)
-		if (slack_revoke(&c, tokens[i], why, sizeof(why)) == -1) {
+		if (slack_revoke(http, &c, tokens[i], why, sizeof(why)) == -1) {
 			complain("%s: token %zu of %zu: %s", id, i + 1, n, why);
 			failed++;
 		}
@@ -640,7 +659,7 @@ cmd_revoke(const char *id)
 out:
 	store_tokens_free(tokens, n);
 	db_close(db);
-	slack_cleanup();
+	http_stop();
 	conf_free(&c);
 	return rc;
 }

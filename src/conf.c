@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +29,14 @@ static int valid_ttl(const char *);
 static int valid_bool(const char *);
 static int valid_timeout(const char *);
 static int valid_proxy(const char *);
+static int valid_concurrency(const char *);
 
 static const struct {
 	const char *name;
 	const char *def;
 	int (*valid)(const char *);
 	const char *want; /* what a valid value is, for the log */
+	int startup;      /* read at start, never from a request */
 } keys[CONF__MAX] = {
 	[CONF_CLIENT_ID] = { "SLACK_CLIENT_ID", NULL, valid_client_id,
 	    "printable ASCII without spaces, at most 64 bytes" },
@@ -70,6 +73,8 @@ static const struct {
 	    "an integer from 1 to 120" },
 	[CONF_HTTPS_PROXY] = { "SLACK_HTTPS_PROXY", NULL, valid_proxy,
 	    "an http(s):// or socks5h:// proxy URL" },
+	[CONF_CONCURRENCY] = { "SLACK_OAUTH_CONCURRENCY", "32",
+	    valid_concurrency, "an integer from 1 to 256", 1 },
 };
 
 const char *
@@ -236,6 +241,14 @@ valid_timeout(const char *s)
 	return num_parse(s, 1, LIM_TIMEOUT_MAX, &v) == 0;
 }
 
+static int
+valid_concurrency(const char *s)
+{
+	long long v;
+
+	return num_parse(s, 1, LIM_CONCURRENCY_MAX, &v) == 0;
+}
+
 /* Returns 1 for a true word, 0 for a false one, -1 for anything else. */
 static int
 parse_bool(const char *s)
@@ -354,7 +367,10 @@ fail:
 	return -1;
 }
 
-/* The config file, parsed once and again only when it changes. */
+/* The config file, parsed once and again only when it changes: the one
+ * cache a process's workers share, so behind one mutex, held from the
+ * look at the file to the copy of its values. */
+static pthread_mutex_t file_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
 	char *path;
 	int loaded; /* 1: vals and status below describe path as stat'd */
@@ -369,7 +385,8 @@ static struct {
 	struct watched w;
 } file;
 
-/* Makes the file cache describe path. Returns 0, or -1 with err set. */
+/* Makes the file cache describe path. Returns 0, or -1 with err set.
+ * Called with file_lock held. */
 static int
 file_load(const char *path, int must_exist, char *err, size_t errlen)
 {
@@ -475,22 +492,6 @@ out:
 	return rc;
 }
 
-/* The last value each key passed its check with: a long-lived process
- * checks a setting again only when it changes. */
-static char *checked[CONF__MAX];
-
-static int
-valid(int k, const char *v)
-{
-	if (checked[k] != NULL && strcmp(checked[k], v) == 0)
-		return 1;
-	if (has_ctl(v) || !keys[k].valid(v))
-		return 0;
-	free_secret(checked[k]);
-	checked[k] = strdup(v);
-	return 1;
-}
-
 /* The first non-empty value of name among the request and the process. */
 static const char *
 lookup(conf_param_fn param, void *ctx, const char *name)
@@ -538,6 +539,7 @@ conf_load(struct conf *c, conf_param_fn param, void *ctx, int need, char *err,
 	explicit = (path = lookup(param, ctx, "SLACK_OAUTH_CONFIG")) != NULL;
 	if (!explicit)
 		path = CONF_FILE;
+	pthread_mutex_lock(&file_lock);
 	if (file_load(path, explicit, err, errlen) == -1)
 		rc = -1;
 	have_file = rc == 0 && file.loaded;
@@ -546,14 +548,14 @@ conf_load(struct conf *c, conf_param_fn param, void *ctx, int need, char *err,
 	/* Every key is resolved even after a failure, so that a caller can
 	 * still clear the state cookie it names. */
 	for (k = 0; k < CONF__MAX; k++) {
-		if ((param == NULL || (v = param(ctx, keys[k].name)) == NULL ||
-			*v == '\0') &&
+		if ((param == NULL || keys[k].startup ||
+			(v = param(ctx, keys[k].name)) == NULL || *v == '\0') &&
 		    ((v = env[k]) == NULL || *v == '\0') &&
 		    (!have_file || (v = file.vals[k]) == NULL || *v == '\0'))
 			v = keys[k].def;
 		if (v == NULL)
 			continue;
-		if (!valid(k, v)) {
+		if (has_ctl(v) || !keys[k].valid(v)) {
 			if (rc == 0)
 				snprintf(err, errlen, "%s: invalid: want %s",
 				    keys[k].name, keys[k].want);
@@ -564,16 +566,19 @@ conf_load(struct conf *c, conf_param_fn param, void *ctx, int need, char *err,
 		total += len[k] = strlen(v) + 1;
 	}
 	/* One block holds every value: conf_free wipes it at once. */
-	if (total > 0 && (c->mem = p = malloc(total)) == NULL) {
+	if (total > 0 && (c->mem = p = malloc(total)) != NULL) {
+		c->memlen = total;
+		for (k = 0; k < CONF__MAX; k++)
+			if (val[k] != NULL) {
+				c->v[k] = memcpy(p, val[k], len[k]);
+				p += len[k];
+			}
+	}
+	pthread_mutex_unlock(&file_lock);
+	if (total > 0 && c->mem == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	c->memlen = total;
-	for (k = 0; k < CONF__MAX; k++)
-		if (val[k] != NULL) {
-			c->v[k] = memcpy(p, val[k], len[k]);
-			p += len[k];
-		}
 	if (rc == -1)
 		return -1;
 	if (c->v[CONF_CLIENT_ID] == NULL) {
@@ -596,6 +601,8 @@ conf_load(struct conf *c, conf_param_fn param, void *ctx, int need, char *err,
 	num_parse(c->v[CONF_HTTP_TIMEOUT], 1, LIM_TIMEOUT_MAX, &n);
 	c->timeout = (long)n;
 	c->direct = parse_bool(c->v[CONF_DIRECT_INSTALL]);
+	num_parse(c->v[CONF_CONCURRENCY], 1, LIM_CONCURRENCY_MAX, &n);
+	c->concurrency = (int)n;
 	return 0;
 }
 

@@ -1,5 +1,6 @@
-/* The backend-neutral part of the database: choosing the backend, the
- * cached connection, the state key. */
+/* The backend-neutral part of the database: choosing the backend, a
+ * worker's connection, the state key and its sidecar file. Nothing here is
+ * process-wide: what is kept lives in the caller's slot or db_keyfile. */
 #include <sys/stat.h>
 
 #include <fcntl.h>
@@ -59,37 +60,23 @@ db_close(struct db *db)
 	free(db);
 }
 
-static struct db *cached;
-
 struct db *
-db_get(const char *target, int *rc, char *err, size_t errlen)
+db_get(struct db **slot, const char *target, int *rc, char *err, size_t errlen)
 {
-	if (cached != NULL && strcmp(cached->target, target) == 0) {
+	if (*slot != NULL && strcmp((*slot)->target, target) == 0) {
 		*rc = DB_OK;
-		return cached;
+		return *slot;
 	}
-	db_close(cached);
-	cached = db_open(target, rc, err, errlen);
-	return cached;
+	db_drop(slot);
+	return *slot = db_open(target, rc, err, errlen);
 }
 
 void
-db_release(void)
+db_drop(struct db **slot)
 {
-	db_close(cached);
-	cached = NULL;
+	db_close(*slot);
+	*slot = NULL;
 }
-
-/* The sidecar last read: stat'ing it tells whether it changed since (a
- * rename, a write or a chmod all move ctime). */
-static struct {
-	char *target;
-	dev_t dev;
-	ino_t ino;
-	struct timespec ctime;
-	unsigned char key[32];
-	struct watched w;
-} peeked;
 
 int
 db_sidecar(const char *target, const char *suffix, char *out, size_t len)
@@ -104,16 +91,16 @@ db_sidecar(const char *target, const char *suffix, char *out, size_t len)
 }
 
 int
-db_key_peek(const char *target, unsigned char key[32])
+db_key_peek(struct db_keyfile *kf, const char *target, unsigned char key[32])
 {
 	char path[4096];
 	struct stat st;
 	unsigned long gen;
 	int fd, ok;
 
-	if (peeked.target != NULL && watch_unchanged(&peeked.w) &&
-	    strcmp(peeked.target, target) == 0) {
-		memcpy(key, peeked.key, 32);
+	if (kf->target != NULL && watch_unchanged(&kf->w) &&
+	    strcmp(kf->target, target) == 0) {
+		memcpy(key, kf->key, 32);
 		return 0;
 	}
 	if (db_sidecar(target, "-key", path, sizeof(path)) == -1)
@@ -121,12 +108,12 @@ db_key_peek(const char *target, unsigned char key[32])
 	gen = watch_file(path);
 	if (stat(path, &st) == -1)
 		return -1;
-	if (peeked.target != NULL && strcmp(peeked.target, target) == 0 &&
-	    peeked.dev == st.st_dev && peeked.ino == st.st_ino &&
-	    peeked.ctime.tv_sec == st.st_ctim.tv_sec &&
-	    peeked.ctime.tv_nsec == st.st_ctim.tv_nsec) {
-		watch_note(&peeked.w, gen);
-		memcpy(key, peeked.key, 32);
+	if (kf->target != NULL && strcmp(kf->target, target) == 0 &&
+	    kf->dev == st.st_dev && kf->ino == st.st_ino &&
+	    kf->ctime.tv_sec == st.st_ctim.tv_sec &&
+	    kf->ctime.tv_nsec == st.st_ctim.tv_nsec) {
+		watch_note(&kf->w, gen);
+		memcpy(key, kf->key, 32);
 		return 0;
 	}
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
@@ -136,14 +123,21 @@ db_key_peek(const char *target, unsigned char key[32])
 	close(fd);
 	if (!ok)
 		return -1;
-	free(peeked.target);
-	if ((peeked.target = strdup(target)) != NULL) {
-		peeked.dev = st.st_dev, peeked.ino = st.st_ino;
-		peeked.ctime = st.st_ctim;
-		watch_note(&peeked.w, gen);
-		memcpy(peeked.key, key, 32);
+	free(kf->target);
+	if ((kf->target = strdup(target)) != NULL) {
+		kf->dev = st.st_dev, kf->ino = st.st_ino;
+		kf->ctime = st.st_ctim;
+		watch_note(&kf->w, gen);
+		memcpy(kf->key, key, 32);
 	}
 	return 0;
+}
+
+void
+db_keyfile_free(struct db_keyfile *kf)
+{
+	free(kf->target);
+	explicit_bzero(kf, sizeof(*kf));
 }
 
 void
@@ -151,11 +145,15 @@ db_key_publish(const char *target, const unsigned char key[32])
 {
 	char path[4096], tmp[4096 + 16];
 	unsigned char have[32];
+	struct db_keyfile kf = { NULL };
 	int fd, ok;
 
 	if (db_sidecar(target, "-key", path, sizeof(path)) == -1)
 		return;
-	if (db_key_peek(target, have) == 0 && memcmp(have, key, 32) == 0)
+	ok = db_key_peek(&kf, target, have) == 0 && memcmp(have, key, 32) == 0;
+	db_keyfile_free(&kf);
+	explicit_bzero(have, sizeof(have));
+	if (ok)
 		return;
 	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
 	if ((fd = mkstemp(tmp)) == -1)

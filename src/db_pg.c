@@ -1,7 +1,9 @@
 /* The PostgreSQL backend, for several web hosts sharing one database.
- * libpq is loaded with dlopen() the first time a postgresql:// URI is
- * opened, so that a SQLite deployment never maps it: the programs link
- * neither it nor anything it pulls in (Kerberos, LDAP, OpenSSL). */
+ * libpq is loaded with dlopen() (db_pg_load: at start-up when the
+ * configured database is PostgreSQL, else by the first connection), so
+ * that a SQLite deployment never maps it: the programs link neither it nor
+ * anything it pulls in (Kerberos, LDAP, OpenSSL). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +18,10 @@
 #define PG_VERSION 1 /* the schema version this build creates */
 #define LIBPQ      "libpq.so.5"
 
-/* The libpq functions we use, resolved once. */
+/* The libpq functions we use, resolved once (pthread_once) and read-only
+ * after that, whichever worker got there first. */
 static struct {
-	int loaded; /* 1 ok, -1 failed */
+	int loaded; /* 1 ok, -1 cannot load, -2 a function missing */
 	__typeof__(PQconnectdbParams) *connectdbparams;
 	__typeof__(PQstatus) *status;
 	__typeof__(PQerrorMessage) *errormessage;
@@ -36,8 +39,8 @@ static struct {
 	__typeof__(PQsetNoticeProcessor) *setnoticeprocessor;
 } pq;
 
-static int
-load(char *err, size_t errlen)
+static void
+load_once(void)
 {
 	static const struct dl_sym syms[] = {
 		{ "PQconnectdbParams", (void **)&pq.connectdbparams },
@@ -58,28 +61,34 @@ load(char *err, size_t errlen)
 	};
 	const char *missing;
 
-	if (pq.loaded)
-		return pq.loaded == 1 ? 0 : -1;
-	pq.loaded = -1;
-	if (dl_load(LIBPQ, syms, sizeof(syms) / sizeof(syms[0]), &missing) ==
-	    NULL) {
-		if (missing != NULL)
-			snprintf(err, errlen,
-			    "PostgreSQL: " LIBPQ " lacks a function we need");
-		else
-			snprintf(err, errlen,
-			    "PostgreSQL: cannot load " LIBPQ
-			    " (apt-get install libpq5)");
-		return -1;
-	}
-	pq.loaded = 1;
-	return 0;
+	pq.loaded = dl_load(LIBPQ, syms, sizeof(syms) / sizeof(syms[0]),
+			&missing) != NULL
+	    ? 1
+	    : missing != NULL ? -2
+			      : -1;
+}
+
+int
+db_pg_load(char *err, size_t errlen)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, load_once);
+	if (pq.loaded == -2)
+		snprintf(err, errlen,
+		    "PostgreSQL: " LIBPQ " lacks a function we need");
+	else if (pq.loaded == -1)
+		snprintf(err, errlen,
+		    "PostgreSQL: cannot load " LIBPQ
+		    " (apt-get install libpq5)");
+	return pq.loaded == 1 ? 0 : -1;
 }
 
 /* The connection behind struct db's h. */
 struct pgc {
 	PGconn *c;
-	int tx; /* inside BEGIN … COMMIT */
+	int tx;        /* inside BEGIN … COMMIT */
+	char msg[512]; /* pg_errmsg's answer */
 };
 #define P(db) ((struct pgc *)(db)->h)
 #define C(db) (P(db) != NULL ? P(db)->c : NULL)
@@ -102,12 +111,12 @@ connect_uri(const char *uri)
 static const char *
 pg_errmsg(struct db *db)
 {
-	static char msg[512];
-	char *p, *q;
+	char *msg, *p, *q;
 
 	if (db == NULL || C(db) == NULL)
 		return "not connected";
-	snprintf(msg, sizeof(msg), "%s", pq.errormessage(C(db)));
+	msg = P(db)->msg;
+	snprintf(msg, sizeof(P(db)->msg), "%s", pq.errormessage(C(db)));
 	/* One line, single spaces. */
 	for (p = q = msg; *p != '\0'; p++) {
 		char ch = *p == '\n' || *p == '\r' || *p == '\t' ? ' ' : *p;
@@ -452,7 +461,7 @@ pg_open(struct db *db, char *err, size_t errlen)
 {
 	int rc, v;
 
-	if (load(err, errlen) == -1)
+	if (db_pg_load(err, errlen) == -1)
 		return DB_ERR;
 	if ((db->h = calloc(1, sizeof(struct pgc))) == NULL ||
 	    (P(db)->c = connect_uri(db->target)) == NULL) {
@@ -498,7 +507,7 @@ pg_inspect(const char *target, struct db_info *info, char *err, size_t errlen)
 
 	memset(info, 0, sizeof(*info));
 	info->current = PG_VERSION;
-	if (load(err, errlen) == -1)
+	if (db_pg_load(err, errlen) == -1)
 		return DB_ERR;
 	if ((db.h = calloc(1, sizeof(struct pgc))) == NULL)
 		return DB_ERR;

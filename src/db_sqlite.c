@@ -1,12 +1,7 @@
 /* The SQLite backend: the file, its pragmas, the versioned schema, the
  * table of every SQL statement, and the operations of backend.h. */
-#include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 
-#include <errno.h>
-#include <fcntl.h>
-#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,25 +60,12 @@ static int sq_commit(struct db *);
 static void sq_rollback(struct db *);
 static sqlite3_stmt *sq_stmt(struct db *, enum stmt);
 
-/* The connection behind struct db's h. */
+/* The connection behind struct db's h: one worker's, never shared. */
 struct sq {
 	sqlite3 *h;
 	sqlite3_stmt *stmt[STMT__MAX]; /* prepared on first use */
-	int busy_ms;                   /* how long to wait for a lock */
 	char err[256];                 /* the error a rollback cleared */
-	double busy_since;             /* when the current wait began */
-	int wal;                       /* journal_mode is WAL; -1: not asked */
 	int durable;                   /* the open transaction is durable */
-	int sync_fd;                   /* <db>-sync, or -1 */
-	struct syncpage *sync;         /* its counters, mapped */
-};
-static void sync_open(struct sq *, const char *);
-
-/* Group commit (see sq_commit): counters shared by every process that
- * writes the database, in the file <db>-sync. */
-struct syncpage {
-	uint64_t ticket; /* taken by each durable commit, after it */
-	uint64_t synced; /* the last ticket a finished fdatasync covered */
 };
 #define Q(db) ((struct sq *)(db)->h)
 
@@ -384,21 +366,6 @@ user_version(sqlite3 *h, int *v)
 	return sq_rc(rc);
 }
 
-static int
-journal_is_wal(sqlite3 *h)
-{
-	sqlite3_stmt *st = NULL;
-	int wal;
-
-	wal = sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &st, NULL) ==
-		SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW &&
-	    sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") ==
-		0;
-	sqlite3_finalize(st);
-	return wal;
-}
-
 /* Brings the schema to SQ_VERSION under one write lock, so that processes
  * starting together on a new file do it once. */
 static int
@@ -487,41 +454,6 @@ fail:
 	return rc;
 }
 
-/* Waits for a lock in steps of 20 us doubling to 1.3 ms, up to busy_ms:
- * SQLite's own handler sleeps whole milliseconds, which under load costs
- * more than the lock is held. */
-static int
-busy(void *arg, int n)
-{
-	struct sq *q = arg;
-
-	if (n == 0)
-		q->busy_since = now_ms();
-	if (now_ms() - q->busy_since >= q->busy_ms)
-		return 0;
-	if (n < 3)
-		sched_yield();
-	else
-		usleep(20u << (n < 9 ? n - 3 : 6));
-	return 1;
-}
-
-/* Checkpoints after a commit once the WAL holds 1000 pages, as SQLite's
- * own hook does, but in RESTART mode: waiting (briefly: transactions are
- * short) until no reader uses the WAL, so that the next writer starts it
- * over. SQLite's PASSIVE checkpoints never get there while processes
- * keep reading, and the WAL would grow with every commit checkpointing
- * it, two fdatasyncs each time. */
-static int
-wal_hook(void *arg, sqlite3 *h, const char *name, int frames)
-{
-	(void)arg;
-	if (frames >= 1000)
-		sqlite3_wal_checkpoint_v2(
-		    h, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
-	return SQLITE_OK;
-}
-
 /* Runs one of the prepared pragma or transaction statements. */
 static int
 step(struct db *db, enum stmt id)
@@ -549,8 +481,6 @@ sq_open(struct db *db, char *err, size_t errlen)
 		return DB_ERR;
 	}
 	db->h = q;
-	q->sync_fd = -1;
-	q->wal = -1;
 	/* The file and its -wal and -shm take the mode of a new file under the
 	 * process umask; serve() and the admin command set 077. */
 	if (sqlite3_open_v2(db->target, &q->h,
@@ -563,9 +493,7 @@ sq_open(struct db *db, char *err, size_t errlen)
 		return DB_ERR;
 	}
 	sqlite3_extended_result_codes(q->h, 1);
-	q->busy_ms = LIM_BUSY_MS;
-	sqlite3_busy_handler(q->h, busy, q);
-	sqlite3_wal_hook(q->h, wal_hook, NULL);
+	sqlite3_busy_timeout(q->h, LIM_BUSY_MS);
 	/* Keep the -wal and -shm files when the last connection closes: a CGI
 	 * process would otherwise create and unlink them on every request. */
 	sqlite3_file_control(
@@ -574,10 +502,10 @@ sq_open(struct db *db, char *err, size_t errlen)
 	/* Transactions that only record states or leases sync lazily (WAL
 	 * with synchronous=NORMAL: safe against crashes, and what a power cut
 	 * may lose is harmless since Slack's codes are single-use); those that
-	 * write installations sync before they return (see sq_commit). A small
-	 * page cache keeps a long-lived process's memory low. A WAL cut back
-	 * below the 1000 pages it reaches between checkpoints would grow
-	 * again each time, and a growing file costs every fdatasync its
+	 * write installations commit under synchronous=FULL (sq_begin_durable).
+	 * A small page cache keeps a long-lived process's memory low. A WAL
+	 * cut back below the 1000 pages it reaches between checkpoints would
+	 * grow again each time, and a growing file costs every fdatasync its
 	 * metadata: 8 MiB keeps it whole. */
 	if ((rc = sq_rc(sqlite3_exec(q->h,
 		 "PRAGMA synchronous = NORMAL; "
@@ -608,10 +536,6 @@ sq_close(struct db *db)
 	for (i = 0; i < STMT__MAX; i++)
 		sqlite3_finalize(q->stmt[i]);
 	sqlite3_close(q->h);
-	if (q->sync != NULL)
-		munmap(q->sync, sizeof(*q->sync));
-	if (q->sync_fd != -1)
-		close(q->sync_fd);
 	free(q);
 	db->h = NULL;
 }
@@ -657,107 +581,36 @@ sq_begin(struct db *db)
 	return step(db, STMT_BEGIN);
 }
 
-/* BEGIN IMMEDIATE for a transaction that must survive a power cut once
- * committed. Without WAL, synchronous=FULL until it ends. */
+/* A transaction that must survive a power cut once committed: it runs, and
+ * so commits, under synchronous=FULL, which syncs the WAL (or the rollback
+ * journal and the file) before COMMIT returns; NORMAL again after it. */
 static int
 sq_begin_durable(struct db *db)
 {
-	struct sq *q = Q(db);
 	int rc;
 
-	/* Asked by the first durable transaction, which most connections
-	 * (a state recorded, a token read) never make. */
-	if (q->wal == -1 && (q->wal = journal_is_wal(q->h)))
-		sync_open(q, db->target);
-	if (!q->wal && (rc = step(db, STMT_SYNC_FULL)) != DB_OK)
+	if ((rc = step(db, STMT_SYNC_FULL)) != DB_OK)
 		return rc;
-	q->durable = 1;
+	Q(db)->durable = 1;
 	if ((rc = step(db, STMT_BEGIN)) != DB_OK)
 		sq_rollback(db);
 	return rc;
 }
 
-/* Maps <db>-sync; without it each durable commit syncs on its own. */
-static void
-sync_open(struct sq *q, const char *target)
-{
-	char path[4096];
-	struct stat st;
-	void *p;
-
-	if (db_sidecar(target, "-sync", path, sizeof(path)) == -1 ||
-	    (q->sync_fd = open(
-		 path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) == -1)
-		return;
-	if (fstat(q->sync_fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    (st.st_mode & 077) == 0 &&
-	    (st.st_size >= (off_t)sizeof(*q->sync) ||
-		ftruncate(q->sync_fd, sizeof(*q->sync)) == 0) &&
-	    (p = mmap(NULL, sizeof(*q->sync), PROT_READ | PROT_WRITE,
-		 MAP_SHARED, q->sync_fd, 0)) != MAP_FAILED) {
-		q->sync = p;
-		return;
-	}
-	close(q->sync_fd);
-	q->sync_fd = -1;
-}
-
-/* Returns once an fdatasync of the WAL that began after our commit has
- * finished: ours, or one another process ran meanwhile. One sync runs at
- * a time, under flock; it covers every ticket taken before it began. */
-static int
-sync_wal(struct sq *q)
-{
-	sqlite3_file *f = NULL;
-	uint64_t t, s;
-	int rc;
-
-	if (sqlite3_file_control(
-		q->h, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK ||
-	    f == NULL || f->pMethods == NULL)
-		return SQLITE_IOERR_FSYNC;
-	if (q->sync == NULL)
-		return f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
-	t = __atomic_add_fetch(&q->sync->ticket, 1, __ATOMIC_SEQ_CST);
-	while (flock(q->sync_fd, LOCK_EX) == -1)
-		if (errno != EINTR)
-			return f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
-	rc = SQLITE_OK;
-	if (__atomic_load_n(&q->sync->synced, __ATOMIC_SEQ_CST) < t) {
-		s = __atomic_load_n(&q->sync->ticket, __ATOMIC_SEQ_CST);
-		if ((rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL)) ==
-		    SQLITE_OK)
-			__atomic_store_n(&q->sync->synced, s, __ATOMIC_SEQ_CST);
-	}
-	flock(q->sync_fd, LOCK_UN);
-	return rc;
-}
-
-/* In WAL mode every transaction commits under synchronous=NORMAL, so the
- * write lock is held only while its pages are written; a durable one then
- * waits for the WAL to reach the disk before its caller answers, and
- * concurrent processes share one fdatasync (a group commit). */
 static int
 sq_commit(struct db *db)
 {
 	struct sq *q = Q(db);
-	int durable = q->durable, rc;
+	int rc;
 
 	if ((rc = step(db, STMT_COMMIT)) != DB_OK) {
 		sq_rollback(db);
 		return rc;
 	}
-	q->durable = 0;
-	if (!durable)
-		return DB_OK;
-	if (!q->wal) { /* committed under FULL: back to NORMAL */
+	if (q->durable)
 		step(db, STMT_SYNC_NORMAL);
-		return DB_OK;
-	}
-	if ((rc = sync_wal(q)) != SQLITE_OK)
-		snprintf(q->err, sizeof(q->err), "syncing the WAL: %s",
-		    sqlite3_errstr(rc));
-	return sq_rc(rc);
+	q->durable = 0;
+	return DB_OK;
 }
 
 static void
@@ -769,7 +622,7 @@ sq_rollback(struct db *db)
 		snprintf(q->err, sizeof(q->err), "%s", sqlite3_errmsg(q->h));
 	if (!sqlite3_get_autocommit(q->h))
 		step(db, STMT_ROLLBACK);
-	if (q->durable && !q->wal)
+	if (q->durable)
 		step(db, STMT_SYNC_NORMAL);
 	q->durable = 0;
 }
@@ -777,7 +630,7 @@ sq_rollback(struct db *db)
 static void
 sq_busy_timeout(struct db *db, int ms)
 {
-	Q(db)->busy_ms = ms;
+	sqlite3_busy_timeout(Q(db)->h, ms);
 }
 
 static int

@@ -1,5 +1,4 @@
 #include <stdio.h>
-#include <malloc.h>
 #include <string.h>
 
 #include "buf.h"
@@ -101,22 +100,17 @@ handle_install(struct ctx *c)
 
 	/* Signing needs only the key: from its sidecar file when there is
 	 * one (no database opened), else from the database. */
-	if (db_key_peek(conf.v[CONF_DB], key) == 0)
+	if (db_key_peek(&c->w->key, conf.v[CONF_DB], key) == 0)
 		sr = state_sign(
 		    key, sizeof(key), conf.v[CONF_CLIENT_ID], conf.ttl, state);
-	else if ((db = db_get(conf.v[CONF_DB], &rc, err, sizeof(err))) ==
-	    NULL) {
+	else if ((db = db_get(&c->w->db, conf.v[CONF_DB], &rc, err,
+		      sizeof(err))) == NULL) {
 		page_unavailable(c, rc == DB_BUSY, err);
 		goto out;
 	} else if ((sr = state_issue(db, conf.v[CONF_CLIENT_ID], conf.ttl,
 			state)) != STATE_OK) {
 		page_unavailable(c, sr == STATE_BUSY, db_errmsg(db));
 		goto out;
-	} else if (db_key_peek(conf.v[CONF_DB], key) == 0) {
-		/* The sidecar serves from now on: a long-lived process gives
-		 * the connection, SQLite and their memory back. */
-		db_release();
-		malloc_trim(0);
 	}
 	if (sr != STATE_OK) {
 		page_unavailable(c, 0, "cannot sign a state");

@@ -1,5 +1,6 @@
 /* slack-oauth-redirect: the redirect endpoint, as CGI or FastCGI. */
 #include "handlers.h"
+#include "log.h"
 #include "serve.h"
 #include "slack.h"
 
@@ -8,7 +9,12 @@ main(void)
 {
 	int rc;
 
-	/* libcurl is initialised by the first request that reaches Slack. */
+	/* libcurl's global state, before any worker starts. */
+	if (slack_init() == -1) {
+		log_init("slack-oauth-redirect");
+		log_warn("cannot initialise libcurl");
+		return 1;
+	}
 	rc = serve("slack-oauth-redirect", handle_redirect);
 	slack_cleanup();
 	return rc;

@@ -58,7 +58,7 @@ page_unavailable(struct ctx *c, int busy, const char *detail)
 	c->outcome = "server_error";
 	ctx_detail(c, detail);
 	if (!busy)
-		db_release(); /* reopen afresh: the file may be repaired */
+		db_drop(&c->w->db); /* reopen afresh: it may be repaired */
 	if (busy) {
 		resp_header(&c->resp, "Retry-After", LIM_RETRY_AFTER);
 		page(c, 503, "Busy, please try again",

@@ -95,7 +95,7 @@ fail(struct ctx *c, const struct conf *conf, enum herr e, const char *detail,
 	/* After a failure other than a busy database, the next request opens
 	 * the database afresh: the file may have been repaired or replaced. */
 	if (e == HERR_INTERNAL)
-		db_release();
+		db_drop(&c->w->db);
 	if (conf->v[CONF_FAILURE_URL] != NULL) {
 		buf_init(&u, LIM_HEADERS - 512);
 		if (failure_url(
@@ -120,8 +120,8 @@ fail(struct ctx *c, const struct conf *conf, enum herr e, const char *detail,
 
 /* Checks the state against the cookie, then consumes it. */
 static enum state_res
-take_state(
-    const struct conf *conf, const struct req *req, char *err, size_t errlen)
+take_state(struct db **slot, const struct conf *conf, const struct req *req,
+    char *err, size_t errlen)
 {
 	const char *s = req->q[REQ_STATE];
 	struct db *db;
@@ -136,7 +136,7 @@ take_state(
 		snprintf(err, errlen, "state does not match the cookie");
 		return STATE_INVALID;
 	}
-	if ((db = db_get(conf->v[CONF_DB], &rc, err, errlen)) == NULL)
+	if ((db = db_get(slot, conf->v[CONF_DB], &rc, err, errlen)) == NULL)
 		return rc == DB_BUSY ? STATE_BUSY : STATE_ERR;
 	switch (state_consume(db, conf->v[CONF_CLIENT_ID], s, now_unix())) {
 	case STATE_OK:
@@ -154,6 +154,15 @@ take_state(
 		snprintf(err, errlen, "consuming the state: %s", db_errmsg(db));
 		return STATE_ERR;
 	}
+}
+
+/* The worker's HTTP handle, made by its first call to Slack. */
+static void *
+http_handle(struct worker *w)
+{
+	if (w->http == NULL && (w->http = slack_http_new()) != NULL)
+		w->http_free = slack_http_free;
+	return w->http;
 }
 
 static void
@@ -208,6 +217,7 @@ handle_redirect(struct ctx *c)
 	struct conf conf;
 	struct req req;
 	struct db *db;
+	void *http;
 	char err[512], why[384];
 	const char *code, *error, *cookie;
 	enum req_err rerr;
@@ -248,7 +258,7 @@ handle_redirect(struct ctx *c)
 		goto out;
 	}
 	if (error != NULL) {
-		sr = take_state(&conf, &req, err, sizeof(err));
+		sr = take_state(&c->w->db, &conf, &req, err, sizeof(err));
 		snprintf(why, sizeof(why), "Slack returned error=%s%s", error,
 		    sr == STATE_OK ? "" : "; the state was not consumed");
 		fail(c, &conf,
@@ -258,7 +268,8 @@ handle_redirect(struct ctx *c)
 		goto out;
 	}
 
-	if ((sr = take_state(&conf, &req, err, sizeof(err))) != STATE_OK) {
+	if ((sr = take_state(&c->w->db, &conf, &req, err, sizeof(err))) !=
+	    STATE_OK) {
 		fail(c, &conf,
 		    sr == STATE_INVALID    ? HERR_STATE
 			: sr == STATE_BUSY ? HERR_BUSY
@@ -273,12 +284,11 @@ handle_redirect(struct ctx *c)
 		goto out;
 	}
 
-	if (slack_init() == -1) {
-		fail(
-		    c, &conf, HERR_INTERNAL, "cannot initialise libcurl", NULL);
+	if ((http = http_handle(c->w)) == NULL) {
+		fail(c, &conf, HERR_INTERNAL, "out of memory", NULL);
 		goto out;
 	}
-	switch (slack_oauth_access(&conf, code, &in, why, sizeof(why))) {
+	switch (slack_oauth_access(http, &conf, code, &in, why, sizeof(why))) {
 	case SLACK_OK:
 		break;
 	case SLACK_BAD_CODE:
@@ -296,13 +306,14 @@ handle_redirect(struct ctx *c)
 	    in.enterprise_id ? in.enterprise_id : "");
 
 	if (in.bot_token != NULL &&
-	    slack_auth_test(&conf, &in, why, sizeof(why)) == -1)
+	    slack_auth_test(http, &conf, &in, why, sizeof(why)) == -1)
 		log_warn("team=%s enterprise=%s: %s; storing the installation "
 			 "without bot_id",
 		    c->team[0] ? c->team : "-",
 		    c->enterprise[0] ? c->enterprise : "-", why);
 
-	if ((db = db_get(conf.v[CONF_DB], &rc, err, sizeof(err))) == NULL) {
+	if ((db = db_get(&c->w->db, conf.v[CONF_DB], &rc, err, sizeof(err))) ==
+	    NULL) {
 		fail(c, &conf, rc == DB_BUSY ? HERR_BUSY : HERR_INTERNAL, err,
 		    NULL);
 		goto out;

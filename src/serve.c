@@ -2,51 +2,23 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <fcgiapp.h>
 
 #include "db.h"
+#include "lim.h"
 #include "log.h"
 #include "serve.h"
 #include "util.h"
 #include "watch.h"
-
-/* libfcgi, loaded only when the program runs as FastCGI: a CGI run, one
- * process per request, is spared mapping and relocating it. */
-#define LIBFCGI "libfcgi.so.0"
-static struct {
-	__typeof__(FCGX_Init) *init;
-	__typeof__(FCGX_InitRequest) *init_request;
-	__typeof__(FCGX_Accept_r) *accept;
-	__typeof__(FCGX_Finish_r) *finish;
-	__typeof__(FCGX_Free) *free;
-	__typeof__(FCGX_PutStr) *put_str;
-	__typeof__(FCGX_GetParam) *get_param;
-} fcgi;
-
-static int
-fcgi_load(void)
-{
-	static const struct dl_sym syms[] = {
-		{ "FCGX_Init", (void **)&fcgi.init },
-		{ "FCGX_InitRequest", (void **)&fcgi.init_request },
-		{ "FCGX_Accept_r", (void **)&fcgi.accept },
-		{ "FCGX_Finish_r", (void **)&fcgi.finish },
-		{ "FCGX_Free", (void **)&fcgi.free },
-		{ "FCGX_PutStr", (void **)&fcgi.put_str },
-		{ "FCGX_GetParam", (void **)&fcgi.get_param },
-	};
-	const char *missing;
-
-	return dl_load(LIBFCGI, syms, sizeof(syms) / sizeof(syms[0]),
-		   &missing) != NULL
-	    ? 0
-	    : -1;
-}
 
 /* libfcgi's own test (FCGX_IsCGI): FastCGI when fd 0 is a socket without
  * a peer, the listening socket a FastCGI server is started with. */
@@ -68,46 +40,10 @@ cgi_param(void *unused, const char *name)
 	return getenv(name);
 }
 
-/* A FastCGI request's parameters. Settings are looked up a dozen times a
- * request: the SLACK_* ones are collected in one pass over envp. */
-struct fparams {
-	FCGX_Request *rq;
-	const char *slack[32]; /* "SLACK_…=value" entries of envp */
-	int n;
-	int all; /* 0: more than fit; look them up in envp */
-};
-
-static void
-fparams_collect(struct fparams *f)
-{
-	char **e;
-
-	f->n = 0;
-	f->all = 1;
-	for (e = f->rq->envp; *e != NULL; e++)
-		if (strncmp(*e, "SLACK_", 6) == 0) {
-			if (f->n == 32)
-				f->all = 0;
-			else
-				f->slack[f->n++] = *e;
-		}
-}
-
 static const char *
 fcgi_param(void *arg, const char *name)
 {
-	struct fparams *f = arg;
-	size_t len;
-	int i;
-
-	if (strncmp(name, "SLACK_", 6) != 0 || !f->all)
-		return fcgi.get_param(name, f->rq->envp);
-	len = strlen(name);
-	for (i = 0; i < f->n; i++)
-		if (strncmp(f->slack[i], name, len) == 0 &&
-		    f->slack[i][len] == '=')
-			return f->slack[i] + len + 1;
-	return NULL;
+	return FCGX_GetParam(name, ((FCGX_Request *)arg)->envp);
 }
 
 const char *
@@ -116,7 +52,7 @@ ctx_var(struct ctx *c, const char *name)
 	return c->param(c->pctx, name);
 }
 
-/* Writes the response as CGI: a Status header, the headers, the body. */
+/* Writes the response: as CGI to stdout, as FastCGI to the request. */
 typedef int (*put_fn)(void *, const char *, size_t);
 
 static int
@@ -129,14 +65,10 @@ cgi_put(void *unused, const char *p, size_t n)
 static int
 fcgi_put(void *arg, const char *p, size_t n)
 {
-	struct fparams *f = arg;
-
-	return fcgi.put_str(p, (int)n, f->rq->out) == (int)n ? 0 : -1;
+	return FCGX_PutStr(p, (int)n, ((FCGX_Request *)arg)->out) == (int)n
+	    ? 0
+	    : -1;
 }
-
-/* The response of the request being served: its buffers serve request
- * after request. */
-static struct resp kept;
 
 /* "Status: 200 OK\r\n" into out; returns its length. */
 static size_t
@@ -153,8 +85,10 @@ status_line(char out[64], int status)
 	return n + r + 2;
 }
 
+/* Serves one request on worker w: the handler, the answer, the log line. */
 static void
-one(handler_fn h, conf_param_fn param, void *pctx, put_fn put, void *out)
+one(struct worker *w, handler_fn h, conf_param_fn param, void *pctx, put_fn put,
+    void *out)
 {
 	struct ctx c;
 	const char *method;
@@ -164,12 +98,11 @@ one(handler_fn h, conf_param_fn param, void *pctx, put_fn put, void *out)
 
 	watch_poll();
 	memset(&c, 0, sizeof(c));
+	c.w = w;
 	c.param = param;
 	c.pctx = pctx;
 	c.outcome = "ok";
-	if (kept.head.max == 0)
-		resp_init(&kept);
-	c.resp = kept;
+	c.resp = w->resp;
 	h(&c);
 	/* RFC 3875 4.3.2: no body for HEAD, whatever the status. */
 	if ((method = param(pctx, "REQUEST_METHOD")) != NULL &&
@@ -186,44 +119,154 @@ one(handler_fn h, conf_param_fn param, void *pctx, put_fn put, void *out)
 		put(out, c.resp.body.p, c.resp.body.len);
 	log_request(c.outcome, c.resp.status, c.team, c.enterprise,
 	    now_ms() - t0, c.detail);
-	kept = c.resp;
-	resp_recycle(&kept);
+	w->resp = c.resp;
+	resp_recycle(&w->resp);
+}
+
+static void
+worker_init(struct worker *w)
+{
+	memset(w, 0, sizeof(*w));
+	resp_init(&w->resp);
+}
+
+static void
+worker_free(struct worker *w)
+{
+	db_drop(&w->db);
+	if (w->http != NULL)
+		w->http_free(w->http);
+	db_keyfile_free(&w->key);
+	resp_free(&w->resp);
+}
+
+/* Set before the workers start: the handler. Then shared by them: how
+ * many requests are in hand, how many workers still run, and whether the
+ * process is stopping. */
+static handler_fn handler;
+static atomic_int busy, running, stopping;
+
+/* One FastCGI worker: its own request, connection and buffers, until
+ * accept fails or the process stops. FCGX_Accept_r is multi-thread safe
+ * (fcgiapp.h) and reads a connection's parameters before it returns, so
+ * the workers accept side by side: a client that stalls mid-request
+ * holds only the worker that took it. */
+static void *
+worker_run(void *unused)
+{
+	struct worker w;
+	FCGX_Request rq;
+
+	(void)unused;
+	worker_init(&w);
+	if (FCGX_InitRequest(&rq, 0, 0) == 0) {
+		while (!atomic_load(&stopping) && FCGX_Accept_r(&rq) >= 0) {
+			atomic_fetch_add(&busy, 1);
+			one(&w, handler, fcgi_param, &rq, fcgi_put, &rq);
+			FCGX_Finish_r(&rq);
+			atomic_fetch_sub(&busy, 1);
+		}
+		FCGX_Free(&rq, 1);
+	}
+	worker_free(&w);
+	/* The last one out wakes serve(), which waits for a signal. */
+	if (atomic_fetch_sub(&running, 1) == 1)
+		kill(getpid(), SIGTERM);
+	return NULL;
+}
+
+/* What a FastCGI process settles before its workers start: how many they
+ * are, libpq when the database is PostgreSQL. 0, or -1 logged. */
+static int
+startup(int *nworkers)
+{
+	struct conf conf;
+	char err[512];
+	long long n;
+	int rc = -1;
+
+	conf_load(&conf, NULL, NULL, 0, err, sizeof(err));
+	if (conf.v[CONF_CONCURRENCY] == NULL ||
+	    num_parse(conf.v[CONF_CONCURRENCY], 1, LIM_CONCURRENCY_MAX, &n) ==
+		-1) {
+		log_warn("%s: invalid: want an integer from 1 to %d; "
+			 "not starting",
+		    conf_name(CONF_CONCURRENCY), LIM_CONCURRENCY_MAX);
+		goto out;
+	}
+	*nworkers = (int)n;
+	if (conf.v[CONF_DB] != NULL && db_is_pg(conf.v[CONF_DB]) &&
+	    db_pg_load(err, sizeof(err)) == -1)
+		log_warn("%s", err); /* each request will say so too */
+	rc = 0;
+out:
+	conf_free(&conf);
+	return rc;
+}
+
+/* Starts n workers and returns once SIGTERM or SIGINT came and the
+ * requests in hand are answered. Idle workers are left blocked in accept:
+ * returning ends them, and the listening socket, which other processes
+ * may share (spawn-fcgi -F), is not touched. 0, or 1 if none started. */
+static int
+run_workers(int n)
+{
+	pthread_t t;
+	pthread_attr_t attr;
+	sigset_t stop;
+	int i, sig;
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL); /* the workers inherit it */
+	/* A worker's own stack holds a request's buffers of a few KiB; 256 KiB
+	 * leaves room for libcurl and SQLite, and 256 workers stay small. */
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	atomic_store(&running, n);
+	for (i = 0; i < n && pthread_create(&t, &attr, worker_run, NULL) == 0;
+	     i++)
+		;
+	pthread_attr_destroy(&attr);
+	if (i < n) {
+		log_warn("started %d of %d workers", i, n);
+		if (atomic_fetch_sub(&running, n - i) == n - i)
+			return 1; /* none runs */
+	}
+	sigwait(&stop, &sig);
+	atomic_store(&stopping, 1);
+	while (atomic_load(&busy) > 0)
+		nanosleep(&tick, NULL);
+	return 0;
 }
 
 int
 serve(const char *prog, handler_fn h)
 {
-	FCGX_Request rq;
-	struct fparams f = { &rq, { NULL }, 0, 1 };
+	struct worker w;
+	int n;
 
 	log_init(prog);
 	umask(077); /* the database and its journals: 0600 */
 	signal(SIGPIPE, SIG_IGN);
 
 	if (!is_fastcgi()) {
-		one(h, cgi_param, NULL, cgi_put, NULL);
+		worker_init(&w);
+		one(&w, h, cgi_param, NULL, cgi_put, NULL);
 		fflush(stdout);
-		resp_free(&kept);
-		db_release();
+		worker_free(&w);
 		return 0;
 	}
-	if (fcgi_load() == -1) {
-		log_warn(
-		    "cannot load " LIBFCGI " (apt-get install libfcgi0ldbl)");
+	if (startup(&n) == -1)
 		return 1;
-	}
-	if (fcgi.init() != 0 || fcgi.init_request(&rq, 0, 0) != 0) {
+	if (FCGX_Init() != 0) {
 		log_warn("cannot start FastCGI");
 		return 1;
 	}
 	watch_init();
-	while (fcgi.accept(&rq) >= 0) {
-		fparams_collect(&f);
-		one(h, fcgi_param, &f, fcgi_put, &f);
-		fcgi.finish(&rq);
-	}
-	fcgi.free(&rq, 1);
-	resp_free(&kept);
-	db_release();
-	return 0;
+	handler = h;
+	return run_workers(n);
 }

@@ -1,11 +1,5 @@
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <cpuid.h>
-#include <immintrin.h>
-#define HAVE_SHA_NI 1
-#endif
-
 #include "sha256.h"
 
 static const uint32_t K[64] = {
@@ -78,7 +72,7 @@ static const uint32_t K[64] = {
 #define ROR(x, n) ((x) >> (n) | (x) << (32 - (n)))
 
 static void
-block_c(struct sha256 *c, const unsigned char *p)
+block(struct sha256 *c, const unsigned char *p)
 {
 	uint32_t w[64], a, b, d, e, f, g, h, cc, t1, t2;
 	int i;
@@ -105,86 +99,12 @@ block_c(struct sha256 *c, const unsigned char *p)
 	c->h[4] += e, c->h[5] += f, c->h[6] += g, c->h[7] += h;
 }
 
-#ifdef HAVE_SHA_NI
-/* The same with the x86 SHA extensions: four rounds per two
- * sha256rnds2, the state held as ABEF and CDGH. */
-__attribute__((target("sha,ssse3,sse4.1"))) static void
-block_ni(struct sha256 *c, const unsigned char *p)
-{
-	const __m128i bswap =
-	    _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
-	__m128i m[4], abef, cdgh, st0, st1, msg, t;
-	int i;
-
-	t = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)c->h), 0xb1);
-	st1 = _mm_shuffle_epi32(
-	    _mm_loadu_si128((const __m128i *)(c->h + 4)), 0x1b);
-	st0 = abef = _mm_alignr_epi8(t, st1, 8);
-	st1 = cdgh = _mm_blend_epi16(st1, t, 0xf0);
-	for (i = 0; i < 4; i++)
-		m[i] = _mm_shuffle_epi8(
-		    _mm_loadu_si128((const __m128i *)(p + 16 * i)), bswap);
-	for (i = 0; i < 16; i++) {
-		msg = _mm_add_epi32(
-		    m[i & 3], _mm_loadu_si128((const __m128i *)(K + 4 * i)));
-		st1 = _mm_sha256rnds2_epu32(st1, st0, msg);
-		st0 = _mm_sha256rnds2_epu32(
-		    st0, st1, _mm_shuffle_epi32(msg, 0x0e));
-		if (i < 12) /* w[4i+16 .. 4i+19] replace w[4i .. 4i+3] */
-			m[i & 3] = _mm_sha256msg2_epu32(
-			    _mm_add_epi32(
-				_mm_sha256msg1_epu32(m[i & 3], m[(i + 1) & 3]),
-				_mm_alignr_epi8(
-				    m[(i + 3) & 3], m[(i + 2) & 3], 4)),
-			    m[(i + 3) & 3]);
-	}
-	st0 = _mm_add_epi32(st0, abef);
-	st1 = _mm_add_epi32(st1, cdgh);
-	t = _mm_shuffle_epi32(st0, 0x1b);
-	st1 = _mm_shuffle_epi32(st1, 0xb1);
-	_mm_storeu_si128((__m128i *)c->h, _mm_blend_epi16(t, st1, 0xf0));
-	_mm_storeu_si128((__m128i *)(c->h + 4), _mm_alignr_epi8(st1, t, 8));
-}
-
-static int
-cpu_has_sha(void)
-{
-	unsigned a, b, c, d;
-
-	return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & 1u << 29) &&
-	    __get_cpuid(1, &a, &b, &c, &d) && (c & 1u << 19) && (c & 1u << 9);
-}
-#endif
-
-static void (*block)(struct sha256 *, const unsigned char *);
-
-static void
-block_pick(void)
-{
-	block = block_c;
-#ifdef HAVE_SHA_NI
-	if (cpu_has_sha())
-		block = block_ni;
-#endif
-}
-
-int
-sha256_hw(int use)
-{
-	block_pick();
-	if (!use)
-		block = block_c;
-	return block != block_c;
-}
-
 void
 sha256_init(struct sha256 *c)
 {
 	static const uint32_t iv[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372,
 		0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 };
 
-	if (block == NULL)
-		block_pick();
 	memcpy(c->h, iv, sizeof(iv));
 	c->total = 0;
 	c->n = 0;
@@ -244,9 +164,11 @@ sha256(const void *p, size_t n, unsigned char out[SHA256_LEN])
 }
 
 void
-hmac_init(struct hmac *h, const unsigned char *key, size_t keylen)
+hmac_sha256(const unsigned char *key, size_t keylen,
+    const struct iov_part *parts, size_t nparts, unsigned char out[SHA256_LEN])
 {
-	unsigned char k[64], pad[64];
+	struct sha256 c;
+	unsigned char k[64], pad[64], inner[SHA256_LEN];
 	size_t i;
 
 	memset(k, 0, sizeof(k));
@@ -256,40 +178,18 @@ hmac_init(struct hmac *h, const unsigned char *key, size_t keylen)
 		memcpy(k, key, keylen);
 	for (i = 0; i < 64; i++)
 		pad[i] = k[i] ^ 0x36;
-	sha256_init(&h->inner);
-	sha256_update(&h->inner, pad, 64);
-	for (i = 0; i < 64; i++)
-		pad[i] = k[i] ^ 0x5c;
-	sha256_init(&h->outer);
-	sha256_update(&h->outer, pad, 64);
-	explicit_bzero(k, sizeof(k));
-	explicit_bzero(pad, sizeof(pad));
-}
-
-void
-hmac_parts(const struct hmac *h, const struct iov_part *parts, size_t nparts,
-    unsigned char out[SHA256_LEN])
-{
-	struct sha256 c = h->inner;
-	unsigned char inner[SHA256_LEN];
-	size_t i;
-
+	sha256_init(&c);
+	sha256_update(&c, pad, 64);
 	for (i = 0; i < nparts; i++)
 		sha256_update(&c, parts[i].p, parts[i].n);
 	sha256_final(&c, inner);
-	c = h->outer;
+	for (i = 0; i < 64; i++)
+		pad[i] = k[i] ^ 0x5c;
+	sha256_init(&c);
+	sha256_update(&c, pad, 64);
 	sha256_update(&c, inner, sizeof(inner));
 	sha256_final(&c, out);
+	explicit_bzero(k, sizeof(k));
+	explicit_bzero(pad, sizeof(pad));
 	explicit_bzero(inner, sizeof(inner));
-}
-
-void
-hmac_sha256(const unsigned char *key, size_t keylen,
-    const struct iov_part *parts, size_t nparts, unsigned char out[SHA256_LEN])
-{
-	struct hmac h;
-
-	hmac_init(&h, key, keylen);
-	hmac_parts(&h, parts, nparts, out);
-	explicit_bzero(&h, sizeof(h));
 }

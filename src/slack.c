@@ -14,26 +14,31 @@
 
 #define USER_AGENT "slack-oauth-fcgi/1.0"
 
-static CURL *curl; /* one handle per process: warm connections to Slack */
-
+/* curl_global_init is not thread-safe everywhere: once, before any
+ * worker starts. Each worker then has its own handle, which keeps its
+ * connections to Slack warm from one request to the next. */
 int
 slack_init(void)
 {
-	if (curl != NULL)
-		return 0;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return -1;
-	return (curl = curl_easy_init()) != NULL ? 0 : -1;
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
 }
 
 void
 slack_cleanup(void)
 {
-	if (curl != NULL) {
-		curl_easy_cleanup(curl);
-		curl = NULL;
-		curl_global_cleanup();
-	}
+	curl_global_cleanup();
+}
+
+void *
+slack_http_new(void)
+{
+	return curl_easy_init();
+}
+
+void
+slack_http_free(void *http)
+{
+	curl_easy_cleanup(http);
 }
 
 struct sink {
@@ -60,7 +65,7 @@ on_body(char *p, size_t size, size_t n, void *arg)
  * token; else HTTP Basic client credentials. Returns 0 with the body in
  * out, or -1 with why set. */
 static int
-post(const struct conf *c, const char *method, const char *form,
+post(CURL *curl, const struct conf *c, const char *method, const char *form,
     const char *bearer, struct buf *out, char *why, size_t whylen)
 {
 	struct curl_slist *hdrs = NULL;
@@ -362,7 +367,7 @@ out:
 }
 
 enum slack_res
-slack_oauth_access(const struct conf *c, const char *code,
+slack_oauth_access(void *http, const struct conf *c, const char *code,
     struct installation *in, char *why, size_t whylen)
 {
 	struct buf form, body;
@@ -378,7 +383,7 @@ slack_oauth_access(const struct conf *c, const char *code,
 		snprintf(why, whylen, "oauth.v2.access: request too long");
 		goto out;
 	}
-	if (post(c, "oauth.v2.access", buf_str(&form), NULL, &body, why,
+	if (post(http, c, "oauth.v2.access", buf_str(&form), NULL, &body, why,
 		whylen) == 0)
 		res = slack_parse_access(
 		    buf_str(&body), body.len, now_unix(), in, why, whylen);
@@ -389,14 +394,15 @@ out:
 }
 
 int
-slack_auth_test(
-    const struct conf *c, struct installation *in, char *why, size_t whylen)
+slack_auth_test(void *http, const struct conf *c, struct installation *in,
+    char *why, size_t whylen)
 {
 	struct buf body;
 	int rc = -1;
 
 	buf_init(&body, LIM_SLACK_BODY);
-	if (post(c, "auth.test", "", in->bot_token, &body, why, whylen) == 0)
+	if (post(http, c, "auth.test", "", in->bot_token, &body, why, whylen) ==
+	    0)
 		rc = slack_parse_auth_test(
 		    buf_str(&body), body.len, in, why, whylen);
 	buf_wipe(&body);
@@ -470,8 +476,8 @@ out:
 }
 
 enum slack_res
-slack_refresh(const struct conf *c, const char *refresh_token, const char *type,
-    struct refreshed *out, char *why, size_t whylen)
+slack_refresh(void *http, const struct conf *c, const char *refresh_token,
+    const char *type, struct refreshed *out, char *why, size_t whylen)
 {
 	struct buf form, body;
 	enum slack_res res = SLACK_FAIL;
@@ -485,7 +491,7 @@ slack_refresh(const struct conf *c, const char *refresh_token, const char *type,
 		    why, whylen, "oauth.v2.access: refresh token too long");
 		goto out;
 	}
-	if (post(c, "oauth.v2.access", buf_str(&form), NULL, &body, why,
+	if (post(http, c, "oauth.v2.access", buf_str(&form), NULL, &body, why,
 		whylen) == 0)
 		res = slack_parse_refresh(buf_str(&body), body.len, now_unix(),
 		    type, out, why, whylen);
@@ -496,7 +502,8 @@ out:
 }
 
 int
-slack_revoke(const struct conf *c, const char *token, char *why, size_t whylen)
+slack_revoke(void *http, const struct conf *c, const char *token, char *why,
+    size_t whylen)
 {
 	static const char *const dead[] = { "invalid_auth", "token_revoked",
 		"token_expired", "account_inactive", "not_authed", NULL };
@@ -507,7 +514,7 @@ slack_revoke(const struct conf *c, const char *token, char *why, size_t whylen)
 	size_t i;
 
 	buf_init(&body, LIM_SLACK_BODY);
-	if (post(c, "auth.revoke", "", token, &body, why, whylen) == -1)
+	if (post(http, c, "auth.revoke", "", token, &body, why, whylen) == -1)
 		goto out;
 	if ((root = cJSON_ParseWithLength(buf_str(&body), body.len)) == NULL ||
 	    !cJSON_IsBool(ok = cJSON_GetObjectItemCaseSensitive(root, "ok"))) {

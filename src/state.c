@@ -11,31 +11,18 @@
 #define OFF_EXPIRY    33
 #define OFF_MAC       41
 
-/* The MAC of a state's first OFF_MAC bytes. The key's padded blocks are
- * hashed once per process (per key), not once per request. */
+/* The MAC of a state's first OFF_MAC bytes, bound to the client id. */
 static void
 mac(const unsigned char *key, size_t keylen, const char *client_id,
     const unsigned char raw[OFF_MAC], unsigned char out[SHA256_LEN])
 {
-	static struct hmac h;
-	static unsigned char hkey[32];
-	static int have;
 	struct iov_part parts[3] = {
 		{ client_id, strlen(client_id) },
 		{ "", 1 },
 		{ raw, OFF_MAC },
 	};
 
-	if (keylen != sizeof(hkey) || !have || memcmp(hkey, key, keylen) != 0) {
-		if (keylen != sizeof(hkey)) {
-			hmac_sha256(key, keylen, parts, 3, out);
-			return;
-		}
-		hmac_init(&h, key, keylen);
-		memcpy(hkey, key, keylen);
-		have = 1;
-	}
-	hmac_parts(&h, parts, 3, out);
+	hmac_sha256(key, keylen, parts, 3, out);
 }
 
 static enum state_res

@@ -22,14 +22,15 @@ ct_streq(const char *a, const char *b)
 	return d == 0;
 }
 
-static int
-getrandom_all(unsigned char *c, size_t n)
+/* Fills p with n bytes from the kernel's CSPRNG. 0 or -1. */
+int
+rand_bytes(void *p, size_t n)
 {
+	unsigned char *c = p;
 	ssize_t r;
 
 	while (n > 0) {
-		r = getrandom(c, n, 0);
-		if (r < 0) {
+		if ((r = getrandom(c, n, 0)) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -1;
@@ -37,29 +38,6 @@ getrandom_all(unsigned char *c, size_t n)
 		c += r;
 		n -= (size_t)r;
 	}
-	return 0;
-}
-
-/* Small requests come from a pool that one getrandom call refills, 512
- * bytes at a time (16 states); what is handed out is wiped from it. */
-int
-rand_bytes(void *p, size_t n)
-{
-	static unsigned char pool[512];
-	static size_t left;
-	unsigned char *from;
-
-	if (n > sizeof(pool))
-		return getrandom_all(p, n);
-	if (left < n) {
-		if (getrandom_all(pool, sizeof(pool)) == -1)
-			return -1;
-		left = sizeof(pool);
-	}
-	from = pool + sizeof(pool) - left;
-	memcpy(p, from, n);
-	explicit_bzero(from, n);
-	left -= n;
 	return 0;
 }
 

@@ -1,14 +1,17 @@
 #include <sys/inotify.h>
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "util.h"
 #include "watch.h"
 
+/* Set by watch_init before the workers start, read-only after; the
+ * generation is the one value every worker moves and reads. */
 static int ifd = -1;
-static unsigned long gen = 1;
+static atomic_ulong gen = 1;
 
 void
 watch_init(void)
@@ -29,13 +32,13 @@ watch_poll(void)
 	while (
 	    (n = read(ifd, ev, sizeof(ev))) > 0 || (n == -1 && errno == EINTR))
 		if (n > 0)
-			gen++;
+			atomic_fetch_add(&gen, 1);
 }
 
 unsigned long
 watch_gen(void)
 {
-	return ifd == -1 ? 0 : gen;
+	return ifd == -1 ? 0 : atomic_load(&gen);
 }
 
 unsigned long
@@ -63,7 +66,7 @@ watch_file(const char *path)
 		    IN_MOVE_SELF) == -1 &&
 	    errno != ENOENT)
 		return 0;
-	return gen;
+	return atomic_load(&gen);
 }
 
 void

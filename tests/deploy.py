@@ -13,8 +13,10 @@ through that server:
   GET /slack/oauth_redirect?... -> 200 page naming the workspace (with the cookie)
   the same again                -> 400 "expired or was already used"
 
-stops the servers, checks the installation stored in SQLite, and reads every
-log the deployment wrote: the programs' log lines must be there, the code,
+then, for the nginx examples, floods each Slack address from one client
+address (the burst passes, the rest is nginx's 429), stops the servers,
+checks the installation stored in SQLite, and reads every log the
+deployment wrote: the programs' log lines must be there, the code,
 the state, the tokens and the client secret must not.
 
 Needs root (the servers drop privileges to www-data, as in production).
@@ -171,14 +173,30 @@ class World:
 FAKE_PORT = [None]
 
 
-def request(port, path, cookie=None, host="127.0.0.1", tls=True):
-    if tls:
+def client_tls():
+    """One TLS context for every request (making one loads the system's CA
+    certificates: some 20 ms each time)."""
+    if not TLS_CTX:
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-        c = http.client.HTTPSConnection(host, port, timeout=15, context=ctx)
+        TLS_CTX.append(ctx)
+    return TLS_CTX[0]
+
+
+TLS_CTX = []
+
+
+def request(port, path, cookie=None, host="127.0.0.1", tls=True, source=None):
+    """GET path; source: the client address to send from (a loopback one)."""
+    src = (source, 0) if source else None
+    if tls:
+        c = http.client.HTTPSConnection(host, port, timeout=15,
+                                        context=client_tls(),
+                                        source_address=src)
     else:
-        c = http.client.HTTPConnection(host, port, timeout=15)
+        c = http.client.HTTPConnection(host, port, timeout=15,
+                                       source_address=src)
     headers = {"User-Agent": "deploy-test"}
     if cookie:
         headers["Cookie"] = cookie
@@ -251,6 +269,54 @@ def run_flow(w):
     st, _, _ = request(w.port, "/slack/other")
     check(st in (403, 404), "GET /slack/other: status %d, want 403 or 404" % st)
     return {"code": code, "state": state}
+
+
+def check_rate_limit(w, example):
+    """The example's limit_req, for real: a flood from one client address
+    gets 429 from nginx once its burst is spent, on both addresses, and
+    the first burst+1 requests pass. From 127.0.0.2 and .3, so that what
+    the flow sent from 127.0.0.1 does not count; 127.0.0.1 is still
+    served after the flood (the limit is per address)."""
+    text = w.example(example)
+    m = re.search(r"(?m)^limit_req_zone \$binary_remote_addr "
+                  r"zone=(\w+):\S+ rate=(\d+)r/s;", text)
+    check(m, "%s: no limit_req_zone per address in r/s" % example)
+    zone, rate = m.group(1), int(m.group(2))
+    m = re.search(r"(?m)^\s*limit_req zone=%s burst=(\d+) nodelay;" % zone,
+                  text)
+    check(m, "%s: no 'limit_req zone=%s burst=N nodelay'" % (example, zone))
+    burst = int(m.group(1))
+    check(re.search(r"(?m)^\s*limit_req_status 429;", text),
+          "%s: no limit_req_status 429" % example)
+    for path, n, src in (("/slack/install", 200, "127.0.0.2"),
+                         ("/slack/oauth_redirect?code=c&state=s", 80,
+                          "127.0.0.3")):
+        t0 = time.monotonic()
+        got = []
+        for _ in range(n):
+            st, hdrs, body = request(w.port, path, source=src)
+            m = re.search(r'<a class="slack" href="[^"]*state=([^"&]+)', body)
+            if m:
+                add_state(m.group(1))
+            # Every answer of the programs has a CSP; nginx's 429 none.
+            got.append((st, bool(header(hdrs, "Content-Security-Policy"))))
+        elapsed = time.monotonic() - t0
+        where = "%s from %s" % (path.split("?")[0], src)
+        want = 200 if path == "/slack/install" else 400
+        check(got[:burst + 1] == [(want, True)] * (burst + 1),
+              "%s: the first %d (the burst) should pass: %r"
+              % (where, burst + 1, sorted(set(got[:burst + 1]))))
+        check(set(got) <= {(want, True), (429, False)},
+              "%s: answers other than %d and nginx's 429: %r"
+              % (where, want, sorted(set(got))))
+        passed = sum(1 for st, _ in got if st == want)
+        # nginx lets rate/s more through as time passes; one for rounding.
+        most = burst + 1 + int(rate * elapsed) + 1
+        check(passed <= most, "%s: %d of %d passed in %.1fs, want at most %d"
+              % (where, passed, n, elapsed, most))
+    st, _, _ = request(w.port, "/slack/install")
+    check(st == 200, "after a flood from another address, GET /slack/install "
+          "from 127.0.0.1: status %d" % st)
 
 
 def check_stored(w, db):
@@ -475,6 +541,7 @@ LogFormat "%h %l %u %t \\"%r\\" %>s %O \\"%{{Referer}}i\\" \\"%{{User-Agent}}i\\
 def nginx_fcgiwrap(w):
     setup_nginx_fcgiwrap(w)
     flow = run_flow(w)
+    check_rate_limit(w, "nginx-example.conf")
     w.stop()
     check_stored(w, w.p("var/lib/slack-oauth/slack-oauth.db"))
     scan_logs(w, secrets_of(w, flow), [
@@ -493,15 +560,20 @@ def setup_nginx_fcgiwrap(w):
     w.write_config(w.p("etc/slack-oauth/slack-oauth.conf"),
                    ["SLACK_CLIENT_SECRET = " + SECRET] + w.fake_lines())
     # fcgiwrap as Debian's fcgiwrap.socket/.service run it (socket on fd 0,
-    # 0660 www-data, user www-data) with DAEMON_OPTS= as the example says;
-    # its stderr is the journal's stand-in.
+    # 0660 www-data, user www-data) with the DAEMON_OPTS the example says
+    # (no -f; -c, how many at once); its stderr is the journal's stand-in.
+    m = re.search(r"echo 'DAEMON_OPTS=([^']*)' > /etc/default/fcgiwrap", text)
+    check(m, "nginx-example.conf: no DAEMON_OPTS for /etc/default/fcgiwrap")
+    opts = shlex.split(m.group(1))
+    check("-f" not in opts, "the example's DAEMON_OPTS has -f")
+    check("-c" in opts, "the example's DAEMON_OPTS sets no -c")
     sock_path = w.subst("/run/fcgiwrap.socket")
     s = socket.socket(socket.AF_UNIX)
     s.bind(sock_path)
     os.chown(sock_path, w.uid, w.gid)
     os.chmod(sock_path, 0o660)
     s.listen(64)
-    w.spawn(["/usr/sbin/fcgiwrap", "-c", "2"], stdin=s.fileno(),
+    w.spawn(["/usr/sbin/fcgiwrap"] + opts, stdin=s.fileno(),
             log=w.p("var/log/fcgiwrap.journal"), user=w.uid, group=w.gid,
             extra_groups=[], cwd="/",
             env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
@@ -512,6 +584,7 @@ def setup_nginx_fcgiwrap(w):
 def nginx_spawn_fcgi(w):
     setup_nginx_spawn_fcgi(w)
     flow = run_flow(w)
+    check_rate_limit(w, "nginx-spawn-fcgi-example.conf")
     w.stop()
     check_stored(w, w.p("var/lib/slack-oauth/slack-oauth.db"))
     scan_logs(w, secrets_of(w, flow), [

@@ -197,7 +197,7 @@ test_num_parse(void)
 }
 
 static void
-sha256_vectors(void)
+test_sha256(void)
 {
 	static const struct {
 		const char *in, *hex;
@@ -233,33 +233,6 @@ sha256_vectors(void)
 	hex_encode(md, 32, h);
 	CHECK_STR(h,
 	    "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
-}
-
-/* Both implementations where the CPU has the SHA extensions, and the
- * same digests from both over every length up to a few blocks. */
-static void
-test_sha256(void)
-{
-	unsigned char buf[300], hw[32], sw[32];
-	size_t n;
-	int have = sha256_hw(1);
-
-	sha256_vectors();
-	if (!have) {
-		printf("# no SHA extensions here: the C rounds only\n");
-		return;
-	}
-	sha256_hw(0);
-	sha256_vectors();
-	for (n = 0; n < sizeof(buf); n++)
-		buf[n] = (unsigned char)(n * 131 + 7);
-	for (n = 0; n <= sizeof(buf); n++) {
-		sha256_hw(0);
-		sha256(buf, n, sw);
-		sha256_hw(1);
-		sha256(buf, n, hw);
-		CHECK(memcmp(sw, hw, 32) == 0);
-	}
 }
 
 static void
@@ -1038,17 +1011,19 @@ test_state_and_store(void)
 	{
 		char side[300];
 		unsigned char k[32];
+		struct db_keyfile kf = { NULL };
 
 		snprintf(side, sizeof(side), "%s-key", path);
 		CHECK(stat(side, &st) == 0 && (st.st_mode & 0777) == 0600 &&
 		    st.st_size == 32);
-		CHECK(db_key_peek(path, k) == 0);
+		CHECK(db_key_peek(&kf, path, k) == 0);
 		CHECK(state_sign(k, sizeof(k), "cid", 600, s2) == STATE_OK);
 		CHECK(state_consume(db, "cid", s2, now_unix()) == STATE_OK);
 		chmod(side, 0640);
-		CHECK(db_key_peek(path, k) == -1); /* readable by the group */
+		CHECK(db_key_peek(&kf, path, k) == -1); /* readable by group */
 		chmod(side, 0600);
-		CHECK(db_key_peek("postgresql://h/db", k) == -1);
+		CHECK(db_key_peek(&kf, "postgresql://h/db", k) == -1);
+		db_keyfile_free(&kf);
 	}
 	CHECK(state_issue(db, "cid", 600, s2) == STATE_OK);
 	CHECK(strcmp(s, s2) != 0);

@@ -11,6 +11,7 @@
 #include "fuzz.h"
 #include "handlers.h"
 #include "serve.h"
+#include "slack.h"
 
 #define MAXVARS 16
 
@@ -34,6 +35,7 @@ param(void *arg, const char *name)
 }
 
 static char dir[] = "/tmp/fuzzhandlerXXXXXX";
+static struct worker w; /* serve()'s part: one worker for every input */
 
 /* Removes the scratch database, its journals and key, and the config,
  * at exit. */
@@ -46,7 +48,11 @@ cleanup(void)
 	char path[64];
 	size_t i;
 
-	db_release();
+	db_drop(&w.db);
+	db_keyfile_free(&w.key);
+	if (w.http != NULL)
+		w.http_free(w.http);
+	slack_cleanup();
 	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
 		unlink(path);
@@ -63,7 +69,7 @@ setup(void)
 
 	if (done++)
 		return;
-	if (mkdtemp(dir) == NULL)
+	if (mkdtemp(dir) == NULL || slack_init() == -1)
 		abort();
 	atexit(cleanup);
 	snprintf(path, sizeof(path), "%s/slack-oauth.conf", dir);
@@ -102,6 +108,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	for (which = 0; which < 2; which++) {
 		memset(&c, 0, sizeof(c));
+		c.w = &w;
 		c.param = param;
 		c.pctx = &v;
 		c.outcome = "ok";
