@@ -234,14 +234,15 @@ class Site(stress.Deployment):
         self._spawn_fcgi()
         self._nginx()
         # The sanitizer options reached the programs through `env -i`.
-        want = {k + "=" + v for k, v in san_env().items()}
         for prog in self.env_prog:
+            want = {k + "=" + v for k, v in
+                    dict(san_env(), **self.env_prog[prog]).items()}
             pid = self.pid(prog)
             check(pid, "%s: no pid file" % prog)
             with open("/proc/%d/environ" % pid, "rb") as f:
                 have = set(f.read().decode("utf-8", "replace").split("\0"))
-            check(want <= have, "%s: sanitizer options not in its "
-                  "environment" % prog)
+            check(want <= have, "%s: %s not in its environment" % (
+                prog, ", ".join(sorted(w.split("=")[0] for w in want - have))))
 
     def _spawn_fcgi(self):
         cmds = testlib.shell_lines(self.example)
@@ -257,11 +258,15 @@ class Site(stress.Deployment):
                 if self.db_uri:
                     cmd, n = re.subn(r"SLACK_OAUTH_DB=\S+\s+", "", cmd)
                     check(n == 1, "example command %d: no SLACK_OAUTH_DB=" % i)
+                # Ours last on env's command line, so that they win over
+                # the example's own (SLACK_OAUTH_CONCURRENCY=32).
                 extra = dict(san_env(), **self.env_prog[prog])
-                pre = "env -i PATH=/usr/bin:/bin "
-                check(pre in cmd, "example command %d: no %r" % (i, pre))
-                cmd = cmd.replace(pre, pre + "".join(
-                    "%s=%s " % (k, shlex.quote(v)) for k, v in extra.items()))
+                check(cmd.startswith("env -i ") and cmd.count(" spawn-fcgi ")
+                      == 1, "example command %d: not `env -i … spawn-fcgi "
+                      "…`" % i)
+                cmd = cmd.replace(" spawn-fcgi ", " " + "".join(
+                    "%s=%s " % (k, shlex.quote(v)) for k, v in extra.items())
+                    + "spawn-fcgi ")
                 self.pidfiles.append(self.p("run/slack-oauth/%s.pid" % prog))
             r = subprocess.run(["/bin/sh", "-c", cmd], cwd="/",
                                stdin=subprocess.DEVNULL, capture_output=True,
