@@ -44,7 +44,19 @@ process, where some codes are answered only after seconds.
   stalled_fastcgi_clients_do_not_block
         SLACK_OAUTH_CONCURRENCY=10; 8 connections straight to the FastCGI
         socket send BEGIN_REQUEST and part of PARAMS and stall: a request on
-        a 9th connection, and a flow through nginx, are answered in < 1 s
+        a 9th connection, and a flow through nginx, are answered in < 1 s;
+        once they hang up, 10 slow redirects are again served at once
+  config_file_changes_under_load
+        the config file replaced (rename) 20 times while flows run on 4
+        clients and 4 redirects wait on Slack: every request 200
+  first_use_by_many_threads
+        a new database: 32 installs at once (the schema and the state key
+        made by one process's threads together), then 32 redirects at
+        once: all 200, one key, integrity_check ok, 32 installations
+
+Every test also requires each line of the programs' log to be whole
+("program: outcome=… status=…" or "program: warning: …"): threads share
+stderr.
 
 After each test the deployment is stopped and its logs scanned: a line with
 "WARNING: ThreadSanitizer", "ERROR: AddressSanitizer", "ERROR:
