@@ -9,8 +9,12 @@ It listens on 127.0.0.1 only and serves:
   POST /api/auth.revoke          revokes a token it issued
 
 Shapes of a successful exchange follow SLACK-API.md section 1.5 (A..F).
-Faults can be injected per endpoint (see FakeSlack.fault).  Python 3 standard
-library only.
+Faults can be injected per endpoint (see FakeSlack.fault).  Codes can be
+given their own delay (issue_code(delay=…), delay_code), refreshes one too
+(refresh_delay), so that some requests wait on "Slack" while others are
+answered at once; each request is served in its own thread, and the number
+of API calls in flight at once is recorded per method (max_inflight).
+Python 3 standard library only.
 
 Imported:
     fs = FakeSlack(client_id, client_secret, shape="bot")
@@ -97,6 +101,10 @@ class FakeSlack:
         self._tokens = {}         # access token -> info dict
         self._refresh = {}        # refresh token -> info dict
         self._faults = {}         # endpoint -> {kind, once, opts}
+        self._code_delay = {}     # code -> seconds oauth.v2.access waits
+        self.refresh_delay = 0.0  # seconds a grant_type=refresh_token waits
+        self._inflight = {}       # API method -> calls being answered now
+        self._max_inflight = {}   # API method -> the most at once
         self._secrets = {client_secret} if client_secret else set()
         self._httpd = None
         self._thread = None
@@ -110,9 +118,13 @@ class FakeSlack:
             fake = fs
 
         class Server(ThreadingHTTPServer):
+            # A thread per connection (a delayed answer holds only its own
+            # request); a deep backlog, for many connections at once.
             daemon_threads = True
             block_on_close = False
             allow_reuse_address = True
+            request_queue_size = max(ThreadingHTTPServer.request_queue_size,
+                                     1024)
 
             def handle_error(self, request, client_address):
                 if fs.verbose:
@@ -219,11 +231,59 @@ class FakeSlack:
                 del self._faults[endpoint]
             return f
 
-    def issue_code(self, redirect_uri=None, scope=None, user_scope=None):
-        """Returns a fresh, valid, single-use code, as the authorize page would."""
+    def delay_code(self, code, seconds):
+        """oauth.v2.access with this code waits seconds before answering
+        (other codes are answered at once); None or 0 clears it."""
+        with self._lock:
+            if seconds:
+                self._code_delay[code] = float(seconds)
+            else:
+                self._code_delay.pop(code, None)
+
+    def inflight(self, method="oauth.v2.access"):
+        """API calls of method being answered right now."""
+        with self._lock:
+            return self._inflight.get(method, 0)
+
+    def max_inflight(self, method="oauth.v2.access"):
+        """The most API calls of method answered at once since the last
+        reset_inflight()."""
+        with self._lock:
+            return self._max_inflight.get(method, 0)
+
+    def reset_inflight(self):
+        with self._lock:
+            self._max_inflight = dict(self._inflight)
+
+    def _enter(self, method):
+        with self._lock:
+            n = self._inflight.get(method, 0) + 1
+            self._inflight[method] = n
+            if n > self._max_inflight.get(method, 0):
+                self._max_inflight[method] = n
+
+    def _leave(self, method):
+        with self._lock:
+            self._inflight[method] = self._inflight.get(method, 1) - 1
+
+    def _delay_of(self, method, form):
+        if method != "oauth.v2.access":
+            return 0.0
+        with self._lock:
+            if form.get("grant_type", [None])[0] == "refresh_token":
+                return float(self.refresh_delay or 0)
+            code = form.get("code", [None])[0]
+            return self._code_delay.get(code, 0.0) if code else 0.0
+
+    def issue_code(self, redirect_uri=None, scope=None, user_scope=None,
+                   delay=None):
+        """Returns a fresh, valid, single-use code, as the authorize page
+        would; delay: seconds oauth.v2.access waits before answering it."""
         code = "%s.%s.%s" % (_rand_digits(10), _rand_digits(13),
                              _secrets.token_hex(32))
         with self._lock:
+            if delay:
+                self._code_delay[code] = float(delay)
             self._codes[code] = {
                 "redirect_uri": redirect_uri,
                 "expires": time.time() + self.code_ttl,
@@ -658,6 +718,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(404, "not found", "text/plain")
 
     def _api(self, method, headers, form):
+        fs = self.fake
+        if method not in ENDPOINTS:
+            return self._api_answer(method, headers, form)
+        fs._enter(method)
+        try:
+            delay = fs._delay_of(method, form)
+            if delay > 0:
+                time.sleep(delay)
+            return self._api_answer(method, headers, form)
+        finally:
+            fs._leave(method)
+
+    def _api_answer(self, method, headers, form):
         fs = self.fake
         handlers = {
             "oauth.v2.access": fs.oauth_v2_access,

@@ -53,6 +53,20 @@ SUITES = [
      {"CGI_BIN": "build/asan/cgi-bin"}),
     ("concurrency (quick)", [sys.executable, "tests/stress.py", "--quick"],
      {"CGI_BIN": "cgi-bin"}),
+    # Concurrency inside one FastCGI process (issue 11): requests waiting on
+    # Slack or on a lock hold only themselves; SLACK_OAUTH_CONCURRENCY;
+    # exactly-once within one process; under ASan+UBSan and under
+    # ThreadSanitizer (`make BUILD=build/tsan CGIDIR=build/tsan/cgi-bin
+    # BINDIR=build/tsan/bin SAN=thread all`), where any report fails it.
+    ("one process, many requests", [sys.executable, "tests/concurrency.py"],
+     {"CGI_BIN": "cgi-bin", "BIN_DIR": "bin"}),
+    ("one process, many requests under ASan+UBSan",
+     [sys.executable, "tests/concurrency.py"],
+     {"CGI_BIN": "build/asan/cgi-bin", "BIN_DIR": "build/asan/bin"}),
+    ("one process, many requests under ThreadSanitizer",
+     [sys.executable, "tests/concurrency.py"],
+     {"CGI_BIN": "build/tsan/cgi-bin", "BIN_DIR": "build/tsan/bin",
+      "TSAN_OPTIONS": "halt_on_error=0:exitcode=66:second_deadlock_stack=1"}),
     # The example files under the real servers (Apache, nginx, fcgiwrap,
     # spawn-fcgi, systemd-socket-activate), and the flow in Chromium.
     ("deployments", [sys.executable, "tests/deploy.py"], {}),
