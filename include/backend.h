@@ -78,6 +78,7 @@ struct backend {
 };
 
 extern const struct backend backend_sqlite;
+void db_sqlite_init(void);
 extern const struct backend backend_pg;
 
 #endif

@@ -16,6 +16,10 @@ struct db;
 /* Results of database calls. */
 enum { DB_OK = 0, DB_ERR = -1, DB_BUSY = -2 };
 
+/* Sets the libraries up, once per process before any connection (and
+ * before a FastCGI process's workers start). */
+void db_init(void);
+
 /* Returns 1 if target names a PostgreSQL database, else 0 (a file). */
 int db_is_pg(const char *target);
 

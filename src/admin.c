@@ -746,6 +746,7 @@ admin_main(int argc, char **argv)
 		return 1;
 	}
 	umask(077);
+	db_init();
 	if (argc < 2)
 		return usage();
 	cmd = argv[1];

@@ -16,6 +16,12 @@
 #include "util.h"
 #include "watch.h"
 
+void
+db_init(void)
+{
+	db_sqlite_init();
+}
+
 int
 db_is_pg(const char *t)
 {

@@ -252,6 +252,7 @@ serve(const char *prog, handler_fn h)
 	log_init(prog);
 	umask(077); /* the database and its journals: 0600 */
 	signal(SIGPIPE, SIG_IGN);
+	db_init();
 
 	if (!is_fastcgi()) {
 		worker_init(&w);
