@@ -2,11 +2,11 @@
  * table of every SQL statement, and the operations of backend.h. */
 #include <sys/stat.h>
 
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <sqlite3.h>
 
