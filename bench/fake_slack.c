@@ -44,9 +44,9 @@
 
 struct conn {
 	int fd;
-	int waiting;		/* in the wait queue (-l), its answer held */
-	long long due;		/* CLOCK_MONOTONIC ns when the answer goes */
-	struct conn *next;	/* in the wait queue */
+	int waiting;       /* in the wait queue (-l), its answer held */
+	long long due;     /* CLOCK_MONOTONIC ns when the answer goes */
+	struct conn *next; /* in the wait queue */
 	size_t in_len;
 	size_t out_len, out_off;
 	char in[BUFSZ];
@@ -60,7 +60,7 @@ struct waitq {
 
 static atomic_ulong counter;
 static int port;
-static long long latency_ns;	/* -l, in ns; 0: answer at once */
+static long long latency_ns; /* -l, in ns; 0: answer at once */
 
 static long long
 now_ns(void)
@@ -288,7 +288,7 @@ loop(void *arg)
 {
 	int lfd = (int)(long)arg, ep, one = 1, timeout = -1;
 	struct epoll_event ev, evs[64];
-	struct waitq q = {NULL, NULL};
+	struct waitq q = { NULL, NULL };
 
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return NULL;
@@ -387,8 +387,9 @@ main(int argc, char **argv)
 		else if (opt == 'l' && number(optarg, 0, 600000, &ms) == 0)
 			latency_ns = ms * 1000000LL;
 		else {
-			fprintf(stderr, "usage: fake_slack [-p PORT] "
-					"[-t THREADS] [-l MS]\n");
+			fprintf(stderr,
+			    "usage: fake_slack [-p PORT] "
+			    "[-t THREADS] [-l MS]\n");
 			return 2;
 		}
 	}

@@ -12,8 +12,12 @@ void log_init(const char *prog);
 void log_request(const char *outcome, int status, const char *team,
     const char *enterprise, double ms, const char *detail);
 
-/* A warning or an error outside the request line, such as "auth.test
- * failed: invalid_auth". */
+/* A warning outside the request line, such as "auth.test failed:
+ * invalid_auth". */
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Why the program does not run, before it exits (a FastCGI process that
+ * cannot start). */
+void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -91,18 +91,35 @@ log_request(const char *outcome, int status, const char *team,
 	emit(line, n);
 }
 
-void
-log_warn(const char *fmt, ...)
+static void
+vlog(const char *kind, const char *fmt, va_list ap)
 {
 	char msg[768], line[1024];
 	size_t n = 0, cap = sizeof(line) - 1;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	put_raw(line, &n, cap, progname);
+	put_raw(line, &n, cap, kind);
+	put_escaped(line, &n, cap, msg);
+	emit(line, n);
+}
+
+void
+log_warn(const char *fmt, ...)
+{
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vlog(": warning: ", fmt, ap);
 	va_end(ap);
-	put_raw(line, &n, cap, progname);
-	put_raw(line, &n, cap, ": warning: ");
-	put_escaped(line, &n, cap, msg);
-	emit(line, n);
+}
+
+void
+log_fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(": not starting: ", fmt, ap);
+	va_end(ap);
 }

@@ -12,7 +12,7 @@ main(void)
 	/* libcurl's global state, before any worker starts. */
 	if (slack_init() == -1) {
 		log_init("slack-oauth-redirect");
-		log_warn("cannot initialise libcurl");
+		log_fatal("cannot initialise libcurl");
 		return 1;
 	}
 	rc = serve("slack-oauth-redirect", handle_redirect);

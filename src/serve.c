@@ -190,8 +190,7 @@ startup(int *nworkers)
 	if (conf.v[CONF_CONCURRENCY] == NULL ||
 	    num_parse(conf.v[CONF_CONCURRENCY], 1, LIM_CONCURRENCY_MAX, &n) ==
 		-1) {
-		log_warn("%s: invalid: want an integer from 1 to %d; "
-			 "not starting",
+		log_fatal("%s: invalid: want an integer from 1 to %d",
 		    conf_name(CONF_CONCURRENCY), LIM_CONCURRENCY_MAX);
 		goto out;
 	}
@@ -273,7 +272,7 @@ serve(const char *prog, handler_fn h)
 	if (startup(&n) == -1)
 		return 1;
 	if (FCGX_Init() != 0) {
-		log_warn("cannot start FastCGI");
+		log_fatal("cannot start FastCGI");
 		return 1;
 	}
 	watch_init();

@@ -55,8 +55,8 @@ process, where some codes are answered only after seconds.
         once: all 200, one key, integrity_check ok, 32 installations
 
 Every test also requires each line of the programs' log to be whole
-("program: outcome=… status=…" or "program: warning: …"): threads share
-stderr.
+("program: outcome=… status=…", "program: warning: …" or "program: not
+starting: …"): threads share stderr.
 
 After each test the deployment is stopped and its logs scanned: a line with
 "WARNING: ThreadSanitizer", "ERROR: AddressSanitizer", "ERROR:
@@ -134,7 +134,7 @@ SAN_RE = re.compile(r"WARNING: ThreadSanitizer|ThreadSanitizer: |"
                     r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|"
                     r"runtime error:|UndefinedBehaviorSanitizer")
 LOG_LINE_RE = re.compile(r"^(slack-install|slack-oauth-redirect): "
-                         r"(outcome=\S+ status=\d+ |warning: )")
+                         r"(outcome=\S+ status=\d+ |warning: |not starting: )")
 add_secret(SECRET, "client secret")
 add_secret(SIGNING_SECRET, "signing secret")
 
