@@ -348,11 +348,15 @@ class World:
         # subject needs them.
         a = args
         self.deployed = deployed_settings()
+        # The bench's own processes take SLACK_OAUTH_CONCURRENCY as the
+        # spawn-fcgi example sets it for each program.
+        ex = {prog: env for prog, (n, env) in self.deployed["example"].items()}
         self.stacks = {"": {"latency": 0, "programs": [
             ("hello", "hello-fcgi", a.processes, {}),
-            ("slack-install", "slack-install", a.processes, {}),
+            ("slack-install", "slack-install", a.processes,
+             ex["slack-install"]),
             ("slack-oauth-redirect", "slack-oauth-redirect",
-             a.redirect_processes, {})]}}
+             a.redirect_processes, ex["slack-oauth-redirect"])]}}
         for stack, deployment, latency, subject in (
                 ("systemd", "systemd", a.latency_ms, "latency-systemd"),
                 ("example", "example", a.latency_ms, "latency-example"),
