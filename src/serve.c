@@ -204,23 +204,19 @@ out:
 	return rc;
 }
 
-/* Starts n workers (SIGTERM and SIGINT blocked, as serve() left them) and
- * returns once SIGTERM or SIGINT came and the
- * requests in hand are answered. Idle workers are left blocked in accept:
+/* Starts n workers (the signals of stop blocked, as serve() left them) and
+ * returns once one of them came and the requests in hand are answered.
+ * Idle workers are left blocked in accept:
  * returning ends them, and the listening socket, which other processes
  * may share (spawn-fcgi -F), is not touched. 0, or 1 if none started. */
 static int
-run_workers(int n)
+run_workers(int n, const sigset_t *stop)
 {
 	pthread_t t;
 	pthread_attr_t attr;
-	sigset_t stop;
 	int i, sig;
 	struct timespec tick = { 0, 10 * 1000 * 1000 };
 
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGINT);
 	/* A worker's own stack holds a request's buffers of a few KiB; 256 KiB
 	 * leaves room for libcurl and SQLite, and 256 workers stay small. */
 	pthread_attr_init(&attr);
@@ -236,7 +232,7 @@ run_workers(int n)
 		if (atomic_fetch_sub(&running, n - i) == n - i)
 			return 1; /* none runs */
 	}
-	sigwait(&stop, &sig);
+	sigwait(stop, &sig);
 	atomic_store(&stopping, 1);
 	while (atomic_load(&busy) > 0)
 		nanosleep(&tick, NULL);
@@ -281,5 +277,5 @@ serve(const char *prog, handler_fn h)
 	 * measured with 32 at once). */
 	mallopt(M_ARENA_MAX, 1);
 	handler = h;
-	return run_workers(n);
+	return run_workers(n, &stop);
 }
