@@ -35,10 +35,9 @@ struct conf {
 	char *v[CONF__MAX]; /* validated; NULL when unset */
 	char *mem;          /* the block that holds the values */
 	size_t memlen;
-	int64_t ttl;     /* SLACK_STATE_TTL */
-	long timeout;    /* SLACK_HTTP_TIMEOUT */
-	int direct;      /* SLACK_DIRECT_INSTALL */
-	int concurrency; /* SLACK_OAUTH_CONCURRENCY */
+	int64_t ttl;  /* SLACK_STATE_TTL */
+	long timeout; /* SLACK_HTTP_TIMEOUT */
+	int direct;   /* SLACK_DIRECT_INSTALL */
 };
 
 /* Looks a name up among the request's parameters; NULL when absent. */

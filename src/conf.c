@@ -608,8 +608,6 @@ conf_load(struct conf *c, conf_param_fn param, void *ctx, int need, char *err,
 	num_parse(c->v[CONF_HTTP_TIMEOUT], 1, LIM_TIMEOUT_MAX, &n);
 	c->timeout = (long)n;
 	c->direct = parse_bool(c->v[CONF_DIRECT_INSTALL]);
-	num_parse(c->v[CONF_CONCURRENCY], 1, LIM_CONCURRENCY_MAX, &n);
-	c->concurrency = (int)n;
 	return 0;
 }
 

@@ -101,12 +101,12 @@ installation_col(const struct installation *in, enum itable t, enum icol c,
 	case IK_TEXT:
 		*text = STR(in, c);
 		break;
+	case IK_BOT_KEY:
+		if (in->bot_token == NULL)
+			break;
+		/* FALLTHROUGH */
 	case IK_KEY:
 		*text = (s = STR(in, c)) != NULL ? s : "";
-		break;
-	case IK_BOT_KEY:
-		if (in->bot_token != NULL)
-			*text = (s = STR(in, c)) != NULL ? s : "";
 		break;
 	case IK_EXPIRY:
 		*num = *(const int64_t *)((const char *)in + cols[c].off);

@@ -186,14 +186,15 @@ startup(int *nworkers)
 	long long n;
 	int rc = -1;
 
+	/* conf_load keeps only values that passed their check, whatever
+	 * else it found wrong (a request may still supply that). */
 	conf_load(&conf, NULL, NULL, 0, err, sizeof(err));
-	if (conf.v[CONF_CONCURRENCY] == NULL ||
-	    num_parse(conf.v[CONF_CONCURRENCY], 1, LIM_CONCURRENCY_MAX, &n) ==
-		-1) {
+	if (conf.v[CONF_CONCURRENCY] == NULL) {
 		log_fatal("%s: invalid: want an integer from 1 to %d",
 		    conf_name(CONF_CONCURRENCY), LIM_CONCURRENCY_MAX);
 		goto out;
 	}
+	num_parse(conf.v[CONF_CONCURRENCY], 1, LIM_CONCURRENCY_MAX, &n);
 	*nworkers = (int)n;
 	if (conf.v[CONF_DB] != NULL && db_is_pg(conf.v[CONF_DB]) &&
 	    db_pg_load(err, sizeof(err)) == -1)
