@@ -10,6 +10,7 @@ DESTDIR    ?=
 CC      ?= cc
 PKGS_INSTALL  = fcgi sqlite3
 PKGS_REDIRECT = fcgi sqlite3 libcurl libcjson
+PKGS_EVENTS   = fcgi sqlite3 libcjson
 
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
@@ -39,18 +40,21 @@ COMMON   = buf util sha256 log conf req resp html page db db_sqlite db_pg state 
 	   installation serve watch
 INSTALL  = $(COMMON) install main_install
 REDIRECT = $(COMMON) slack redirect main_redirect
+EVENTS   = $(COMMON) events main_events
 ADMIN    = buf util sha256 log conf db db_sqlite db_pg state store installation watch \
 	   slack admin slack-oauth
-LIBOBJ   = $(COMMON) install slack redirect admin
+LIBOBJ   = $(COMMON) install slack redirect events admin
 
 obj = $(patsubst %,$(BUILD)/obj/%.o,$(1))
 
 LIBS_INSTALL  := $(shell pkg-config --libs $(PKGS_INSTALL) 2>/dev/null || echo -lfcgi -lsqlite3) -lpthread
 LIBS_REDIRECT := $(shell pkg-config --libs $(PKGS_REDIRECT) 2>/dev/null || echo -lfcgi -lsqlite3 -lcurl -lcjson) -lpthread
+LIBS_EVENTS   := $(shell pkg-config --libs $(PKGS_EVENTS) 2>/dev/null || echo -lfcgi -lsqlite3 -lcjson) -lpthread
 LIBS_ADMIN    := $(filter-out -lfcgi,$(LIBS_REDIRECT))
 PKG_CFLAGS    := $(shell pkg-config --cflags $(PKGS_REDIRECT) libpq 2>/dev/null)
 
-all: $(CGIDIR)/slack-install $(CGIDIR)/slack-oauth-redirect $(BINDIR)/slack-oauth
+all: $(CGIDIR)/slack-install $(CGIDIR)/slack-oauth-redirect $(CGIDIR)/slack-events \
+	$(BINDIR)/slack-oauth
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
@@ -65,6 +69,10 @@ $(CGIDIR)/slack-install: $(call obj,$(INSTALL))
 $(CGIDIR)/slack-oauth-redirect: $(call obj,$(REDIRECT))
 	@mkdir -p $(CGIDIR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_REDIRECT)
+
+$(CGIDIR)/slack-events: $(call obj,$(EVENTS))
+	@mkdir -p $(CGIDIR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EVENTS)
 
 $(BINDIR)/slack-oauth: $(call obj,$(ADMIN))
 	@mkdir -p $(BINDIR)
@@ -177,13 +185,14 @@ format:
 
 clean:
 	rm -rf $(BUILD) $(CGIDIR)/slack-install $(CGIDIR)/slack-oauth-redirect \
+		$(CGIDIR)/slack-events \
 		$(BINDIR)/slack-oauth
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/cgi-bin $(DESTDIR)$(PREFIX)/sbin \
 		$(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0755 $(CGIDIR)/slack-install $(CGIDIR)/slack-oauth-redirect \
-		$(DESTDIR)$(PREFIX)/lib/cgi-bin/
+		$(CGIDIR)/slack-events $(DESTDIR)$(PREFIX)/lib/cgi-bin/
 	install -m 0755 $(BINDIR)/slack-oauth $(DESTDIR)$(PREFIX)/sbin/
 	install -m 0644 man/slack-oauth.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 0644 man/slack-install.8 man/slack-oauth.8 \

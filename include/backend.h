@@ -14,6 +14,7 @@
 struct installation;
 struct inst_key;
 struct due;
+struct forget;
 
 struct db {
 	const struct backend *be;
@@ -57,8 +58,8 @@ struct backend {
 	int (*unlock)(struct db *, const char *name);
 	int (*tokens)(struct db *, const char *client_id,
 	    const struct inst_key *, int64_t now, char ***, size_t *);
-	long (*del)(
-	    struct db *, const char *client_id, const struct inst_key *);
+	int (*forget)(struct db *, const char *client_id,
+	    const struct inst_key *, struct forget *);
 	/* For `slack-oauth copy`: every row of slack_installations (bots 0) or
 	 * slack_bots (bots 1), oldest first, whatever its client id. */
 	int (*each)(struct db *, int bots,

@@ -9,6 +9,7 @@
 enum conf_key {
 	CONF_CLIENT_ID,
 	CONF_CLIENT_SECRET,
+	CONF_SIGNING_SECRET,
 	CONF_SCOPES,
 	CONF_USER_SCOPES,
 	CONF_REDIRECT_URI,
@@ -28,8 +29,9 @@ enum conf_key {
 };
 
 /* What a program cannot do without. */
-#define CONF_NEED_SCOPES 0x01 /* the install endpoint */
-#define CONF_NEED_SECRET 0x02 /* the redirect endpoint, the admin command */
+#define CONF_NEED_SCOPES  0x01 /* the install endpoint */
+#define CONF_NEED_SECRET  0x02 /* the redirect endpoint, the admin command */
+#define CONF_NEED_SIGNING 0x04 /* the events endpoint */
 
 struct conf {
 	char *v[CONF__MAX]; /* validated; NULL when unset */

@@ -1,4 +1,4 @@
-/* The two endpoints. Each answers one request in ctx (see serve.h). */
+/* The three endpoints. Each answers one request in ctx (see serve.h). */
 #ifndef HANDLERS_H
 #define HANDLERS_H
 
@@ -11,5 +11,10 @@ void handle_install(struct ctx *);
 /* GET /slack/oauth_redirect: checks the state against its cookie,
  * consumes it, exchanges the code, stores the installation. */
 void handle_redirect(struct ctx *);
+
+/* POST /slack/events: verifies Slack's signature over the raw body, then
+ * answers url_verification and deletes what app_uninstalled and
+ * tokens_revoked revoke. */
+void handle_events(struct ctx *);
 
 #endif

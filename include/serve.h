@@ -21,7 +21,8 @@ struct worker {
 struct ctx {
 	struct worker *w;
 	conf_param_fn param; /* the request's CGI/FastCGI variables */
-	void *pctx;
+	size_t (*get)(void *, char *, size_t); /* reads its body */
+	void *pctx;                            /* for param and get */
 	struct resp resp;
 	const char *outcome; /* "ok" or a failure reason; a static string */
 	char team[32], enterprise[32];
@@ -41,5 +42,10 @@ int serve(const char *prog, handler_fn h);
 
 /* Looks up a request variable, such as "QUERY_STRING". */
 const char *ctx_var(struct ctx *, const char *name);
+
+/* Reads up to n bytes of the request body into p (stdin as CGI, the
+ * request's stream as FastCGI). Returns how many: fewer than n only when
+ * the body ended. */
+size_t ctx_read(struct ctx *, char *p, size_t n);
 
 #endif

@@ -80,6 +80,26 @@ void store_tokens_free(char **, size_t n);
 /* Deletes every row of k in both tables, as the SDK's delete_all does.
  * Returns the number of rows deleted, or DB_ERR/DB_BUSY. */
 long store_delete(struct db *, const char *client_id, const struct inst_key *k);
+
+/* What a revocation takes from an installation, in one transaction, only
+ * ever from rows installed before `before`: every row (the SDK's
+ * delete_all), or the rows of some users (delete_installation(user_id=…))
+ * and every bot token (delete_bot, and the bot columns of the other rows
+ * set NULL). */
+struct forget {
+	int all;
+	const char *const *users;
+	size_t nusers;
+	int bots;
+	const char *before; /* UTC "YYYY-MM-DD HH:MM:SS"; NULL: any time */
+	long deleted;       /* set: rows deleted, both tables */
+	long cleared;       /* set: rows whose bot columns were cleared */
+};
+
+/* Applies f to k (whose enterprise id is then exact: '' for none). DB_OK,
+ * or DB_ERR/DB_BUSY with nothing changed. */
+int store_forget(struct db *, const char *client_id, const struct inst_key *k,
+    struct forget *f);
 /* For `slack-oauth copy`: see backend.h. */
 int store_each(struct db *, int bots,
     int (*fn)(void *, const char *client_id, const struct installation *),

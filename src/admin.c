@@ -148,6 +148,10 @@ cmd_check(void)
 	    c.v[CONF_CLIENT_ID], c.v[CONF_SCOPES] ? c.v[CONF_SCOPES] : "-",
 	    c.v[CONF_USER_SCOPES] ? ", user scopes " : "",
 	    c.v[CONF_USER_SCOPES] ? c.v[CONF_USER_SCOPES] : "");
+	printf(c.v[CONF_SIGNING_SECRET] != NULL
+		? "events endpoint: configured (SLACK_SIGNING_SECRET set)\n"
+		: "events endpoint: not configured (no SLACK_SIGNING_SECRET: "
+		  "slack-events answers 500)\n");
 	if (strncmp(c.v[CONF_API_URL], "http:", 5) == 0)
 		printf(
 		    "warning: SLACK_API_URL is plain http (loopback only): a test "

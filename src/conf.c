@@ -42,6 +42,8 @@ static const struct {
 	    "printable ASCII without spaces, at most 64 bytes" },
 	[CONF_CLIENT_SECRET] = { "SLACK_CLIENT_SECRET", NULL, valid_secret,
 	    "printable ASCII without spaces" },
+	[CONF_SIGNING_SECRET] = { "SLACK_SIGNING_SECRET", NULL, valid_secret,
+	    "printable ASCII without spaces" },
 	[CONF_SCOPES] = { "SLACK_SCOPES", NULL, conf_valid_scopes,
 	    "comma-separated scopes of [a-z0-9:._-]" },
 	[CONF_USER_SCOPES] = { "SLACK_USER_SCOPES", NULL, conf_valid_scopes,
@@ -393,8 +395,11 @@ file_read(const char *path, struct stat *st)
 {
 	char *text = NULL, *msg = file.errmsg;
 	size_t got = 0, len = sizeof(file.errmsg);
+	static const enum conf_key secrets[] = { CONF_CLIENT_SECRET,
+		CONF_SIGNING_SECRET };
+	size_t i;
 	ssize_t r;
-	int fd, rc = -1;
+	int fd, k, rc = -1;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
 	    fstat(fd, st) == -1) {
@@ -436,14 +441,16 @@ file_read(const char *path, struct stat *st)
 	}
 	if (conf_parse_file(path, text, got, file.vals, msg, len) == -1)
 		goto out;
-	if (file.vals[CONF_CLIENT_SECRET] != NULL && (st->st_mode & S_IROTH)) {
-		free_vals(file.vals);
-		snprintf(msg, len,
-		    "%s: refused: holds SLACK_CLIENT_SECRET and is readable by "
-		    "others (chmod 0640)",
-		    path);
-		goto out;
-	}
+	for (i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+		if (file.vals[k = secrets[i]] != NULL &&
+		    (st->st_mode & S_IROTH)) {
+			free_vals(file.vals);
+			snprintf(msg, len,
+			    "%s: refused: holds %s and is readable by others "
+			    "(chmod 0640)",
+			    path, keys[k].name);
+			goto out;
+		}
 	msg[0] = '\0';
 	rc = 0;
 out:
@@ -594,6 +601,10 @@ conf_load(struct conf *c, conf_param_fn param, void *ctx, int need, char *err,
 	}
 	if ((need & CONF_NEED_SECRET) && c->v[CONF_CLIENT_SECRET] == NULL) {
 		snprintf(err, errlen, "SLACK_CLIENT_SECRET: missing");
+		return -1;
+	}
+	if ((need & CONF_NEED_SIGNING) && c->v[CONF_SIGNING_SECRET] == NULL) {
+		snprintf(err, errlen, "SLACK_SIGNING_SECRET: missing");
 		return -1;
 	}
 	if ((need & CONF_NEED_SCOPES) && c->v[CONF_SCOPES] == NULL &&

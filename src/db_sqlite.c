@@ -42,6 +42,8 @@ enum stmt {
 	STMT_REVOKE_USER_TOKENS,
 	STMT_DELETE_INSTALLATIONS,
 	STMT_DELETE_BOTS,
+	STMT_DELETE_USER,
+	STMT_CLEAR_BOT,
 	STMT_COUNT,
 	STMT_EACH_INSTALLATION,
 	STMT_EACH_BOT,
@@ -85,6 +87,7 @@ struct sq {
 #define KEY                                                                    \
 	"client_id = ?1 AND team_id = ?3 AND (?2 IS NULL OR enterprise_id = ?2)"
 #define NEWEST " ORDER BY installed_at DESC, id DESC LIMIT 1"
+#define BEFORE " AND (?4 IS NULL OR installed_at < ?4)"
 
 /* The columns a refresh copies unchanged into a new row. */
 #define COPY_HEAD                                                              \
@@ -202,9 +205,17 @@ static const char *const stmts[STMT__MAX] = {
 	    "SELECT DISTINCT user_token FROM "
 	    "slack_installations WHERE " KEY " AND user_token IS NOT NULL AND "
 	    "(user_token_expires_at IS NULL OR user_token_expires_at > ?4)",
+	/* ?4: only rows installed before it (NULL: all); ?5: the user. */
 	[STMT_DELETE_INSTALLATIONS] =
-	    "DELETE FROM slack_installations WHERE " KEY,
-	[STMT_DELETE_BOTS] = "DELETE FROM slack_bots WHERE " KEY,
+	    "DELETE FROM slack_installations WHERE " KEY BEFORE,
+	[STMT_DELETE_BOTS] = "DELETE FROM slack_bots WHERE " KEY BEFORE,
+	[STMT_DELETE_USER] = "DELETE FROM slack_installations WHERE " KEY
+			     " AND user_id = ?5" BEFORE,
+	[STMT_CLEAR_BOT] =
+	    "UPDATE slack_installations SET bot_token = NULL, bot_id = NULL, "
+	    "bot_user_id = NULL, bot_scopes = NULL, bot_refresh_token = NULL, "
+	    "bot_token_expires_at = NULL WHERE " KEY
+	    " AND bot_token IS NOT NULL" BEFORE,
 	[STMT_COUNT] =
 	    "SELECT count(*) FROM slack_installations WHERE client_id = ?1",
 	/* Column 0 is the client id here, where INSTALLATION_COLS has id. */
@@ -1060,31 +1071,55 @@ sq_tokens(struct db *db, const char *client_id, const struct inst_key *k,
 	return DB_OK;
 }
 
-static long
-sq_delete(struct db *db, const char *client_id, const struct inst_key *k)
+/* Runs statement id of the forget statements on f's rows of k (and
+ * user_id, for STMT_DELETE_USER), adding the rows it changed to *n. */
+static int
+forget_run(struct db *db, enum stmt id, const char *client_id,
+    const struct inst_key *k, const struct forget *f, const char *user_id,
+    long *n)
 {
-	static const enum stmt ids[2] = { STMT_DELETE_BOTS,
-		STMT_DELETE_INSTALLATIONS };
 	sqlite3_stmt *st;
-	long n = 0;
 	int rc;
-	size_t i;
 
+	if ((st = sq_stmt(db, id)) == NULL ||
+	    (bind_key(st, client_id, k) | bind_text(st, 4, f->before) |
+		(user_id != NULL ? bind_text(st, 5, user_id) : SQLITE_OK)) !=
+		SQLITE_OK)
+		return DB_ERR;
+	rc = sq_rc(sqlite3_step(st));
+	*n += (long)sqlite3_changes(Q(db)->h);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+static int
+sq_forget(struct db *db, const char *client_id, const struct inst_key *k,
+    struct forget *f)
+{
+	size_t i;
+	int rc;
+
+	f->deleted = f->cleared = 0;
 	if ((rc = sq_begin_durable(db)) != DB_OK)
 		return rc;
-	for (i = 0; i < 2; i++) {
-		if ((st = sq_stmt(db, ids[i])) == NULL ||
-		    bind_key(st, client_id, k) != SQLITE_OK ||
-		    sq_rc(sqlite3_step(st)) != DB_OK) {
-			rc = sq_rc(sqlite3_errcode(Q(db)->h));
-			sq_rollback(db);
-			return rc == DB_OK ? DB_ERR : rc;
-		}
-		n += (long)sqlite3_changes(Q(db)->h);
-		sqlite3_reset(st);
-		sqlite3_clear_bindings(st);
+	if (f->all || f->bots)
+		rc = forget_run(
+		    db, STMT_DELETE_BOTS, client_id, k, f, NULL, &f->deleted);
+	if (rc == DB_OK && f->all)
+		rc = forget_run(db, STMT_DELETE_INSTALLATIONS, client_id, k, f,
+		    NULL, &f->deleted);
+	for (i = 0; rc == DB_OK && !f->all && i < f->nusers; i++)
+		rc = forget_run(db, STMT_DELETE_USER, client_id, k, f,
+		    f->users[i], &f->deleted);
+	if (rc == DB_OK && !f->all && f->bots)
+		rc = forget_run(
+		    db, STMT_CLEAR_BOT, client_id, k, f, NULL, &f->cleared);
+	if (rc != DB_OK) {
+		sq_rollback(db);
+		return rc;
 	}
-	return (rc = sq_commit(db)) == DB_OK ? n : rc;
+	return sq_commit(db);
 }
 
 static int
@@ -1204,7 +1239,7 @@ const struct backend backend_sqlite = {
 	.lock = sq_lock,
 	.unlock = sq_unlock,
 	.tokens = sq_tokens,
-	.del = sq_delete,
+	.forget = sq_forget,
 	.each = sq_each,
 	.put_row = sq_put_row,
 	.rows = sq_rows,

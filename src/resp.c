@@ -112,8 +112,14 @@ resp_reason(int status)
 		return "Found";
 	case 400:
 		return "Bad Request";
+	case 401:
+		return "Unauthorized";
 	case 405:
 		return "Method Not Allowed";
+	case 411:
+		return "Length Required";
+	case 413:
+		return "Content Too Large";
 	case 500:
 		return "Internal Server Error";
 	case 502:

@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -53,6 +54,29 @@ ctx_var(struct ctx *c, const char *name)
 	return c->param(c->pctx, name);
 }
 
+static size_t
+cgi_get(void *unused, char *p, size_t n)
+{
+	(void)unused;
+	return fread(p, 1, n, stdin);
+}
+
+/* FCGX_GetStr returns fewer bytes than asked only at the end. */
+static size_t
+fcgi_get(void *arg, char *p, size_t n)
+{
+	int r = FCGX_GetStr(
+	    p, n > INT_MAX ? INT_MAX : (int)n, ((FCGX_Request *)arg)->in);
+
+	return r > 0 ? (size_t)r : 0;
+}
+
+size_t
+ctx_read(struct ctx *c, char *p, size_t n)
+{
+	return c->get(c->pctx, p, n);
+}
+
 /* Writes the response: as CGI to stdout, as FastCGI to the request. */
 typedef int (*put_fn)(void *, const char *, size_t);
 
@@ -86,10 +110,19 @@ status_line(char out[64], int status)
 	return n + r + 2;
 }
 
-/* Serves one request on worker w: the handler, the answer, the log line. */
+/* How a request is read and answered: as CGI or as FastCGI. */
+struct io {
+	conf_param_fn param;
+	size_t (*get)(void *, char *, size_t);
+	put_fn put;
+};
+static const struct io cgi_io = { cgi_param, cgi_get, cgi_put };
+static const struct io fcgi_io = { fcgi_param, fcgi_get, fcgi_put };
+
+/* Serves one request on worker w: the handler, the answer, the log line.
+ * arg is the FastCGI request, NULL as CGI. */
 static void
-one(struct worker *w, handler_fn h, conf_param_fn param, void *pctx, put_fn put,
-    void *out)
+one(struct worker *w, handler_fn h, const struct io *io, void *arg)
 {
 	struct ctx c;
 	const char *method;
@@ -100,13 +133,14 @@ one(struct worker *w, handler_fn h, conf_param_fn param, void *pctx, put_fn put,
 	watch_poll();
 	memset(&c, 0, sizeof(c));
 	c.w = w;
-	c.param = param;
-	c.pctx = pctx;
+	c.param = io->param;
+	c.get = io->get;
+	c.pctx = arg;
 	c.outcome = "ok";
 	c.resp = w->resp;
 	h(&c);
 	/* RFC 3875 4.3.2: no body for HEAD, whatever the status. */
-	if ((method = param(pctx, "REQUEST_METHOD")) != NULL &&
+	if ((method = io->param(arg, "REQUEST_METHOD")) != NULL &&
 	    strcmp(method, "HEAD") == 0)
 		c.resp.no_body = 1;
 	n = status_line(status, c.resp.status);
@@ -114,10 +148,11 @@ one(struct worker *w, handler_fn h, conf_param_fn param, void *pctx, put_fn put,
 	 * web server a chunked answer. */
 	dec_str(c.resp.body.len, len);
 	resp_header(&c.resp, "Content-Length", len);
-	if (put(out, status, n) == 0 &&
-	    put(out, c.resp.head.p, c.resp.head.len) == 0 &&
-	    put(out, "\r\n", 2) == 0 && !c.resp.no_body && c.resp.body.len > 0)
-		put(out, c.resp.body.p, c.resp.body.len);
+	if (io->put(arg, status, n) == 0 &&
+	    io->put(arg, c.resp.head.p, c.resp.head.len) == 0 &&
+	    io->put(arg, "\r\n", 2) == 0 && !c.resp.no_body &&
+	    c.resp.body.len > 0)
+		io->put(arg, c.resp.body.p, c.resp.body.len);
 	log_request(c.outcome, c.resp.status, c.team, c.enterprise,
 	    now_ms() - t0, c.detail);
 	w->resp = c.resp;
@@ -163,7 +198,7 @@ worker_run(void *unused)
 	if (FCGX_InitRequest(&rq, 0, 0) == 0) {
 		while (!atomic_load(&stopping) && FCGX_Accept_r(&rq) >= 0) {
 			atomic_fetch_add(&busy, 1);
-			one(&w, handler, fcgi_param, &rq, fcgi_put, &rq);
+			one(&w, handler, &fcgi_io, &rq);
 			FCGX_Finish_r(&rq);
 			atomic_fetch_sub(&busy, 1);
 		}
@@ -254,7 +289,7 @@ serve(const char *prog, handler_fn h)
 
 	if (!is_fastcgi()) {
 		worker_init(&w);
-		one(&w, h, cgi_param, NULL, cgi_put, NULL);
+		one(&w, h, &cgi_io, NULL);
 		fflush(stdout);
 		worker_free(&w);
 		return 0;

@@ -120,7 +120,18 @@ store_tokens_free(char **l, size_t n)
 long
 store_delete(struct db *db, const char *client_id, const struct inst_key *k)
 {
-	return db->be->del(db, client_id, k);
+	struct forget f = { .all = 1 };
+	int rc;
+
+	return (rc = store_forget(db, client_id, k, &f)) == DB_OK ? f.deleted
+								  : rc;
+}
+
+int
+store_forget(struct db *db, const char *client_id, const struct inst_key *k,
+    struct forget *f)
+{
+	return db->be->forget(db, client_id, k, f);
 }
 
 int
