@@ -22,10 +22,11 @@
 #define LIM_PAGE       (64 * 1024)   /* bytes of one HTML page */
 #define LIM_HEADERS    8192          /* bytes of all response headers */
 
-#define LIM_EVENT_BODY  (1024 * 1024) /* bytes of an Events API request */
-#define LIM_EVENT_SKEW  300 /* seconds a signed timestamp may be off */
-#define LIM_EVENT_DEPTH 64  /* JSON nesting of an event */
-#define LIM_CHALLENGE   128 /* bytes of url_verification's challenge */
+#define LIM_EVENT_BODY    (1024 * 1024) /* bytes of an Events API request */
+#define LIM_EVENT_SKEW    300  /* seconds a signed timestamp may be off */
+#define LIM_EVENT_DEPTH   64   /* JSON nesting of an event */
+#define LIM_CHALLENGE     128  /* bytes of url_verification's challenge */
+#define LIM_EVENT_BUSY_MS 2000 /* busy timeout: Slack waits 3 s */
 
 #define LIM_BUSY_MS     3000 /* SQLite busy timeout */
 #define LIM_RETRY_AFTER "5"  /* seconds, sent with a 503 */

@@ -294,6 +294,8 @@ revoke(struct ctx *c, const struct conf *conf, const cJSON *root,
 		page_unavailable(c, rc == DB_BUSY, err);
 		goto out;
 	}
+	/* Answered within Slack's 3 seconds, busy or not. */
+	db_busy_timeout(db, LIM_EVENT_BUSY_MS);
 	if ((rc = store_forget(db, conf->v[CONF_CLIENT_ID], &k, &f)) != DB_OK) {
 		page_unavailable(c, rc == DB_BUSY, db_errmsg(db));
 		goto out;

@@ -178,7 +178,7 @@ class Ctx:
         self.rparams = {}         # request parameters only (CGI: env, last)
         self.dup_to_env = {"SLACK_OAUTH_CONFIG", "SLACK_OAUTH_DB"}
         self.umask = None
-        self.nprocs = {"install": 1, "redirect": 1}
+        self.nprocs = {prog: 1 for prog in PROGS}
         self.servers = {}         # prog -> (key, FcgiServer)
         self.wrapper = list(WRAPPER)  # command prefix of the binaries
         self.extra_secrets = set()

@@ -27,6 +27,8 @@ import argparse
 import base64
 import binascii
 import email.parser
+import hashlib
+import hmac
 import email.policy
 import html
 import json
@@ -93,6 +95,8 @@ class FakeSlack:
         self.verbose = verbose
         self.ssl_context = ssl_context   # serve https with this (tests of TLS)
         self.code_ttl = CODE_TTL
+        self.team_id = TEAM_ID          # the workspace the next grant is for
+        self.user_id = HUMAN_USER_ID    # the user who approves it
 
         self._lock = threading.RLock()
         self.requests = []        # every request, see _record
@@ -333,7 +337,7 @@ class FakeSlack:
                                 % (TEAM_ID, _rand_alnum(24)))
 
     def _context_for_shape(self, shape):
-        team = {"id": TEAM_ID, "name": self.team_name}
+        team = {"id": self.team_id, "name": self.team_name}
         ent = {"id": ENTERPRISE_ID, "name": self.enterprise_name}
         if shape == "org":
             return None, ent, True
@@ -366,7 +370,7 @@ class FakeSlack:
         bot_scope = (code_info or {}).get("scope") or self.bot_scopes
         user_scope = (code_info or {}).get("user_scope") or self.user_scopes
         resp = {"ok": True, "app_id": APP_ID}
-        authed = {"id": HUMAN_USER_ID}
+        authed = {"id": self.user_id}
         if shape != "user_only":
             bot_tok = self._mint_access("bot", rotating)
             resp["access_token"] = bot_tok
@@ -537,6 +541,53 @@ class FakeSlack:
                 "form": form,
                 "time": time.time(),
             })
+
+
+# ------------------------------------------------------------- Events API
+# How Slack delivers an event to the app's Request URL (SLACK-API.md 1.9):
+# a JSON envelope POSTed with Content-Type: application/json, signed with
+# the app's signing secret over the exact bytes sent.
+
+def event_envelope(event, team_id=TEAM_ID, enterprise_id=None, is_org=False,
+                   event_time=None, authorizations=True, api_app_id=APP_ID):
+    """The event_callback envelope Slack sends for event (a dict with
+    "type"). For an org-wide installation (is_org) authorizations[0] has
+    is_enterprise_install true and team_id null, and the envelope names a
+    workspace of the org. authorizations=False leaves the list out, as in
+    Slack's app_uninstalled example."""
+    env = {
+        "token": "vt" + _rand_alnum(22),   # deprecated: never to be trusted
+        "team_id": team_id,
+        "api_app_id": api_app_id,
+        "event": event,
+        "type": "event_callback",
+        "event_id": "Ev" + _rand_alnum(9).upper(),
+        "event_time": int(time.time()) if event_time is None else event_time,
+        "is_ext_shared_channel": False,
+        "event_context": "4-" + _rand_alnum(40),
+    }
+    if enterprise_id:
+        env["enterprise_id"] = enterprise_id
+    if is_org:
+        env["is_enterprise_install"] = True
+    if authorizations:
+        env["authorizations"] = [{
+            "enterprise_id": enterprise_id,
+            "team_id": None if is_org else team_id,
+            "user_id": BOT_USER_ID,
+            "is_bot": True,
+            "is_enterprise_install": bool(is_org),
+        }]
+    return env
+
+
+def sign_event(signing_secret, body, timestamp=None):
+    """Slack's headers for body (bytes): X-Slack-Request-Timestamp and the
+    v0 X-Slack-Signature, HMAC-SHA256 over "v0:<timestamp>:<body>"."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    mac = hmac.new(signing_secret.encode(), b"v0:" + ts.encode() + b":" + body,
+                   hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": "v0=" + mac}
 
 
 def _parse_body(headers, body):

@@ -37,6 +37,18 @@ SUITES = [
       "-k", "concurrent"],
      {"CGI_BIN": "cgi-bin", "CGI_WRAPPER": " ".join(VALGRIND + [
          "--show-leak-kinds=definite,indirect"])}),
+    # The events endpoint (issue 12): signed requests as Slack sends them,
+    # after real flows stored the installations; CGI and FastCGI.
+    ("events endpoint", [sys.executable, "tests/events.py"],
+     {"CGI_BIN": "cgi-bin", "BIN_DIR": "bin"}),
+    ("events endpoint under ASan+UBSan", [sys.executable, "tests/events.py"],
+     {"CGI_BIN": "build/asan/cgi-bin", "BIN_DIR": "build/asan/bin"}),
+    ("events endpoint under valgrind",
+     [sys.executable, "tests/events.py", "-k", "url_verification",
+      "-k", "signature_failures", "-k", "app_uninstalled_bot",
+      "-k", "tokens_revoked_user", "-k", "not_json", "-k", "concurrent"],
+     {"CGI_BIN": "cgi-bin", "BIN_DIR": "bin", "CGI_WRAPPER": " ".join(
+         VALGRIND + ["--show-leak-kinds=definite,indirect"])}),
     ("admin command", [sys.executable, "tests/admin.py"],
      {"CGI_BIN": "cgi-bin", "BIN_DIR": "bin"}),
     ("admin command under ASan+UBSan", [sys.executable, "tests/admin.py"],
