@@ -72,7 +72,8 @@ sys.path.insert(0, HERE)
 
 from fake_slack import (APP_ID, BOT_ID, BOT_USER_ID, ENTERPRISE_ID,  # noqa: E402
                         ENTERPRISE_NAME, ENTERPRISE_URL, HUMAN_USER_ID,
-                        ROTATION_TTL, TEAM_ID, TEAM_NAME, FakeSlack)
+                        ROTATION_TTL, TEAM_ID, TEAM_NAME, FakeSlack,
+                        event_envelope, sign_event)
 from fcgi_client import FcgiServer, parse_cgi_response  # noqa: E402
 from testlib import (Runner, Skip, TestFailure, add_secret, free_port,  # noqa: E402
                      kill_leftovers, processes_under, shell_lines,  # noqa: E402
@@ -90,6 +91,7 @@ CGI_BIN = _dir("CGI_BIN", "cgi-bin")
 BIN_DIR = _dir("BIN_DIR", "bin")
 INSTALL = os.path.join(CGI_BIN, "slack-install")
 REDIRECT = os.path.join(CGI_BIN, "slack-oauth-redirect")
+EVENTS = os.path.join(CGI_BIN, "slack-events")
 ADMIN = os.path.join(BIN_DIR, "slack-oauth")
 KEEP = os.environ.get("PG_KEEP") == "1"
 
@@ -1477,6 +1479,79 @@ def concurrent_first_use(ctx):
             check(a.status == 200, "round %d: a state issued during the "
                   "first use was refused: %r" % (rnd, a))
         add_secrets(fs.secrets())
+
+
+SIGNING_SECRET = secrets.token_hex(16)
+add_secret(SIGNING_SECRET, "signing secret")
+
+
+def event(ctx, envelope):
+    """One signed event to slack-events as CGI, as Slack sends it."""
+    body = json.dumps(envelope).encode()
+    headers = sign_event(SIGNING_SECRET, body)
+    add_secret(headers["X-Slack-Signature"], "request signature")
+    env = base_env()
+    env.update(settings(ctx.fs, ctx.uri, ctx.conf))
+    env.update({"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "POST",
+                "CONTENT_TYPE": "application/json",
+                "CONTENT_LENGTH": str(len(body)),
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "HTTP_X_SLACK_REQUEST_TIMESTAMP":
+                    headers["X-Slack-Request-Timestamp"],
+                "HTTP_X_SLACK_SIGNATURE": headers["X-Slack-Signature"]})
+    p = subprocess.run([EVENTS], input=body, env=env, capture_output=True,
+                       timeout=60, cwd=ctx.tmp)
+    log = keep_output("stderr of slack-events (CGI)", p.stderr) or ""
+    keep_output("stdout of slack-events (CGI)", p.stdout)
+    no_sanitizer("slack-events", log)
+    check(p.returncode == 0, "slack-events: exit %d" % p.returncode)
+    a = Answer(*parse_cgi_response(p.stdout), log)
+    check(a.status == 200 and a.body == "", "event %s: want an empty 200, %r"
+          % (envelope["event"]["type"], a))
+    return a
+
+
+@test
+def events(ctx):
+    """slack-events on PostgreSQL: app_uninstalled for a workspace and an
+    org, tokens_revoked of a user and of the bot, a late event kept from a
+    reinstall; each checked with the SDK's queries."""
+    h, fs, db = ctx.cgi(), ctx.fs, ctx.db
+    flow(h, fs, "bot")
+    flow(h, fs, "org")
+    a = event(ctx, event_envelope({"type": "app_uninstalled"}))
+    check('detail="deleted 2 rows"' in a.log, "log: %s" % redact(a.log))
+    eq(sdk_installation(db, "", TEAM_ID), None, "the workspace, uninstalled")
+    eq(sdk_bot(db, "", TEAM_ID), None, "its bot, uninstalled")
+    check(sdk_installation(db, ENTERPRISE_ID, "") is not None,
+          "the org went with the workspace")
+    event(ctx, event_envelope({"type": "app_uninstalled"}, team_id="T0WS0001",
+                              enterprise_id=ENTERPRISE_ID, is_org=True))
+    eq(count(db, "slack_installations"), 0, "rows after both uninstalls")
+    eq(count(db, "slack_bots"), 0, "bot rows after both uninstalls")
+
+    flow(h, fs, "rotation")           # a bot and a user token
+    event(ctx, event_envelope({"type": "tokens_revoked",
+                               "tokens": {"bot": [BOT_USER_ID]}}))
+    eq(sdk_bot(db, "", TEAM_ID), None, "the bot after tokens_revoked bot")
+    row = sdk_installation(db, "", TEAM_ID)
+    check(row is not None and row["bot_token"] is None and row["user_token"],
+          "the installation keeps its user token, loses the bot's")
+    event(ctx, event_envelope({"type": "tokens_revoked",
+                               "tokens": {"oauth": [HUMAN_USER_ID]}}))
+    eq(sdk_installation(db, "", TEAM_ID), None, "after tokens_revoked oauth")
+
+    flow(h, fs, "bot")
+    PG.psql("update slack_installations set installed_at = installed_at - "
+            "interval '600 seconds'; update slack_bots set installed_at = "
+            "installed_at - interval '600 seconds'", db)
+    flow(h, fs, "bot")                # the reinstall
+    a = event(ctx, event_envelope({"type": "app_uninstalled"},
+                                  event_time=int(time.time()) - 300))
+    check('detail="deleted 2 rows"' in a.log, "late event: %s"
+          % redact(a.log))
+    check(sdk_bot(db, "", TEAM_ID) is not None, "the reinstall's bot went")
+    eq(count(db, "slack_installations"), 1, "rows left: the reinstall")
 
 
 @test
