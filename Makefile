@@ -195,7 +195,7 @@ install: all
 		$(CGIDIR)/slack-events $(DESTDIR)$(PREFIX)/lib/cgi-bin/
 	install -m 0755 $(BINDIR)/slack-oauth $(DESTDIR)$(PREFIX)/sbin/
 	install -m 0644 man/slack-oauth.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
-	install -m 0644 man/slack-install.8 man/slack-oauth.8 \
+	install -m 0644 man/slack-install.8 man/slack-events.8 man/slack-oauth.8 \
 		$(DESTDIR)$(PREFIX)/share/man/man8/
 	ln -sf slack-install.8 $(DESTDIR)$(PREFIX)/share/man/man8/slack-oauth-redirect.8
 
