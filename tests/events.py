@@ -646,6 +646,18 @@ def concurrent_events(ctx):
 
 
 @test(modes=("cgi",))
+def linked_libs(ctx):
+    """slack-events links libfcgi, SQLite and cJSON, never libcurl (it
+    never calls Slack) nor libpq."""
+    have = set(e2e.elf_needed(e2e.PROGS["events"]))
+    want = {"libfcgi.so.0", "libsqlite3.so.0", "libcjson.so.1"}
+    check(want <= have, "DT_NEEDED lacks %s: %r" % (sorted(want - have),
+                                                   sorted(have)))
+    check(not have & {"libcurl.so.4", e2e.LIBPQ},
+          "slack-events links libcurl or libpq: %r" % sorted(have))
+
+
+@test(modes=("cgi",))
 def check_reports_events_endpoint(ctx):
     setup(ctx)
     p = admin(ctx, "check")
