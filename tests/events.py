@@ -655,6 +655,8 @@ def linked_libs(ctx):
                                                    sorted(have)))
     check(not have & {"libcurl.so.4", e2e.LIBPQ},
           "slack-events links libcurl or libpq: %r" % sorted(have))
+    setup(ctx)
+    install(ctx)
 
 
 @test(modes=("cgi",))
