@@ -72,7 +72,8 @@ CSP = ("default-src 'none'; img-src https://platform.slack-edge.com; "
 STATE_RE = re.compile(r"^[A-Za-z0-9_-]{43,128}$")
 INSTALLED_AT_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{3}|\.\d{6})?$")
 PASSTHROUGH_ENV = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
-                   "MSAN_OPTIONS", "ASAN_SYMBOLIZER_PATH", "VALGRIND_OPTS")
+                   "MSAN_OPTIONS", "TSAN_OPTIONS", "ASAN_SYMBOLIZER_PATH",
+                   "VALGRIND_OPTS")
 
 # ---------------------------------------------------------------- collector
 # Everything the binaries produced in this run: (prog, kind, text), kind in
@@ -284,6 +285,10 @@ class Ctx:
         collect(PROG_NAMES[prog], "log", err)
         if WRAPPER and VALGRIND_MARK.search(err):
             raise TestFailure("FastCGI %s: valgrind reported: %s"
+                              % (PROG_NAMES[prog],
+                                 err.decode("utf-8", "replace")[-1500:]))
+        if b"WARNING: ThreadSanitizer" in err:
+            raise TestFailure("FastCGI %s: ThreadSanitizer reported: %s"
                               % (PROG_NAMES[prog],
                                  err.decode("utf-8", "replace")[-1500:]))
         if dead:
