@@ -43,7 +43,7 @@ read_body(struct ctx *c, struct buf *body)
 	const char *cl = ctx_var(c, "CONTENT_LENGTH");
 	char chunk[16384];
 	long long n;
-	size_t got;
+	size_t want, got;
 
 	if (cl == NULL || *cl == '\0') {
 		c->outcome = "bad_request";
@@ -64,19 +64,19 @@ read_body(struct ctx *c, struct buf *body)
 		return -1;
 	}
 	buf_init(body, LIM_EVENT_BODY);
-	do {
-		got = ctx_read(c, chunk,
-		    n - (long long)body->len < (long long)sizeof(chunk)
-			? (size_t)n - body->len
-			: sizeof(chunk));
+	while (body->len < (size_t)n) {
+		want = (size_t)n - body->len;
+		if ((got = ctx_read(c, chunk,
+			 want < sizeof(chunk) ? want : sizeof(chunk))) == 0)
+			break;
 		if (buf_add(body, chunk, got) == -1) {
 			explicit_bzero(chunk, sizeof(chunk));
 			page_unavailable(c, 0, "out of memory");
 			return -1;
 		}
-	} while (got > 0 && (long long)body->len < n);
+	}
 	explicit_bzero(chunk, sizeof(chunk));
-	if ((long long)body->len < n) {
+	if (body->len < (size_t)n) {
 		bad_request(c, "body shorter than its Content-Length");
 		return -1;
 	}
@@ -215,14 +215,16 @@ event_installation(struct ctx *c, const cJSON *root)
 }
 
 /* The user ids of tokens.oauth or tokens.bot: an array of ids, or absent.
- * Returns how many, or -1. */
+ * Returns how many, with *ids pointing at them (into the JSON) unless ids
+ * is NULL, or -1. */
 static long
 id_list(const cJSON *tokens, const char *key, const char ***ids)
 {
 	const cJSON *l = get(tokens, key), *v;
 	long n = 0;
 
-	*ids = NULL;
+	if (ids != NULL)
+		*ids = NULL;
 	if (l == NULL || cJSON_IsNull(l))
 		return 0;
 	if (!cJSON_IsArray(l))
@@ -230,7 +232,9 @@ id_list(const cJSON *tokens, const char *key, const char ***ids)
 	for (v = l->child; v != NULL; v = v->next, n++)
 		if (!is_id(v))
 			return -1;
-	if (n > 0 && (*ids = calloc((size_t)n, sizeof(**ids))) == NULL)
+	if (ids == NULL || n == 0)
+		return n;
+	if ((*ids = calloc((size_t)n, sizeof(**ids))) == NULL)
 		return -1;
 	n = 0;
 	for (v = l->child; v != NULL; v = v->next)
@@ -248,7 +252,7 @@ revoke(struct ctx *c, const struct conf *conf, const cJSON *root,
 	struct inst_key k;
 	struct db *db;
 	const cJSON *tv = get(root, "event_time"), *tokens;
-	const char **users = NULL, **bots = NULL;
+	const char **users = NULL;
 	char err[512], before[32];
 	long nusers = 0, nbots = 0;
 	int64_t t = ts;
@@ -273,7 +277,7 @@ revoke(struct ctx *c, const struct conf *conf, const cJSON *root,
 		tokens = get(event, "tokens");
 		if ((tokens != NULL && !cJSON_IsObject(tokens)) ||
 		    (nusers = id_list(tokens, "oauth", &users)) < 0 ||
-		    (nbots = id_list(tokens, "bot", &bots)) < 0) {
+		    (nbots = id_list(tokens, "bot", NULL)) < 0) {
 			bad_request(c, "tokens is not lists of user ids");
 			goto out;
 		}
@@ -309,7 +313,6 @@ revoke(struct ctx *c, const struct conf *conf, const cJSON *root,
 		    f.cleared);
 out:
 	free(users);
-	free(bots);
 }
 
 void
