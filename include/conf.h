@@ -24,6 +24,7 @@ enum conf_key {
 	CONF_API_URL,
 	CONF_HTTP_TIMEOUT,
 	CONF_HTTPS_PROXY,
+	CONF_APP_NAME,
 	CONF_CONCURRENCY, /* read at start only: never from a request */
 	CONF__MAX
 };

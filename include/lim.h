@@ -17,6 +17,7 @@
 #define LIM_CONF_VALUE  2048  /* bytes of one setting */
 #define LIM_CLIENT_ID   64
 #define LIM_COOKIE_NAME 64
+#define LIM_APP_NAME    80 /* characters of SLACK_APP_NAME */
 
 #define LIM_SLACK_BODY (1024 * 1024) /* bytes of one Slack API answer */
 #define LIM_PAGE       (64 * 1024)   /* bytes of one HTML page */

@@ -49,6 +49,10 @@ int hex_decode(const char *s, unsigned char *out, size_t n);
 /* Returns 1 if s holds a byte < 0x20 or 0x7f, else 0. */
 int has_ctl(const char *s);
 
+/* Returns 1 if s is valid UTF-8 (shortest forms, no surrogates) of 1..max
+ * characters, none of them a control character (C0, DEL or C1). */
+int is_utf8_text(const char *s, size_t max);
+
 /* Returns 1 if every byte of s is printable ASCII (space included). */
 int is_ascii(const char *s);
 

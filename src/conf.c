@@ -30,6 +30,7 @@ static int valid_bool(const char *);
 static int valid_timeout(const char *);
 static int valid_proxy(const char *);
 static int valid_concurrency(const char *);
+static int valid_app_name(const char *);
 
 static const struct {
 	const char *name;
@@ -75,6 +76,8 @@ static const struct {
 	    "an integer from 1 to 120" },
 	[CONF_HTTPS_PROXY] = { "SLACK_HTTPS_PROXY", NULL, valid_proxy,
 	    "an http(s):// or socks5h:// proxy URL" },
+	[CONF_APP_NAME] = { "SLACK_APP_NAME", NULL, valid_app_name,
+	    "printable text of at most 80 characters (UTF-8)" },
 	[CONF_CONCURRENCY] = { "SLACK_OAUTH_CONCURRENCY", "32",
 	    valid_concurrency, "an integer from 1 to 256", 1 },
 };
@@ -249,6 +252,12 @@ valid_concurrency(const char *s)
 	long long v;
 
 	return num_parse(s, 1, LIM_CONCURRENCY_MAX, &v) == 0;
+}
+
+static int
+valid_app_name(const char *s)
+{
+	return is_utf8_text(s, LIM_APP_NAME);
 }
 
 /* Returns 1 for a true word, 0 for a false one, -1 for anything else. */

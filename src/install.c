@@ -15,8 +15,8 @@
  * loaded, so that it shows offline and behind blockers: the mark's four
  * colours as rounded bars and dots, then the words. */
 static const char install_page[] =
-    "<p>Connect this app to your Slack workspace. Slack will ask you to pick "
-    "a workspace and to approve what the app may do there.</p>\n"
+    "<p>Connect %s to your Slack workspace. Slack will ask you to pick "
+    "a workspace and to approve what it may do there.</p>\n"
     "<p><a class=\"slack\" href=\"%s\">"
     "<svg aria-hidden=\"true\" viewBox=\"0 0 24 24\" width=\"20\" "
     "height=\"20\" fill=\"none\" stroke-width=\"3\" "
@@ -60,8 +60,9 @@ handle_install(struct ctx *c)
 	struct buf url;
 	struct db *db;
 	char err[512], state[STATE_CHARS + 1], minutes[32];
+	char title[4 * LIM_APP_NAME + 16];
 	unsigned char key[32];
-	const char *team, *unit;
+	const char *team, *unit, *name;
 	size_t n;
 	enum req_err rerr;
 	enum state_res sr;
@@ -148,8 +149,11 @@ handle_install(struct ctx *c)
 		unit = conf.ttl == 1 ? " second" : " seconds";
 	}
 	memcpy(minutes + n, unit, strlen(unit) + 1);
-	page(c, 200, "Add this app to Slack", install_page, buf_str(&url),
-	    minutes);
+	name = conf.v[CONF_APP_NAME];
+	snprintf(title, sizeof(title), "Add %s to Slack",
+	    name != NULL ? name : "this app");
+	page(c, 200, title, install_page, name != NULL ? name : "this app",
+	    buf_str(&url), minutes);
 out:
 	explicit_bzero(key, sizeof(key));
 	explicit_bzero(state, sizeof(state));

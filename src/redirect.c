@@ -232,6 +232,8 @@ keep(struct ctx *c, const struct conf *conf, const struct installation *in)
 static void
 succeed(struct ctx *c, const struct conf *conf, const struct installation *in)
 {
+	const char *name =
+	    conf->v[CONF_APP_NAME] != NULL ? conf->v[CONF_APP_NAME] : "The app";
 	struct buf a, b;
 
 	if (conf->v[CONF_SUCCESS_URL] != NULL) {
@@ -248,10 +250,11 @@ succeed(struct ctx *c, const struct conf *conf, const struct installation *in)
 		buf_puts(&a, in->app_id);
 		buf_puts(&a, "/workspaces/add");
 		page(c, 200, "Installation complete",
-		    "<p>The app is installed in the <strong>%s</strong> "
+		    "<p>%s is installed in the <strong>%s</strong> "
 		    "organization.</p>\n"
 		    "<p>Next, choose the workspaces that may use it.</p>\n"
 		    "<p><a class=\"button\" href=\"%s\">Add it to workspaces</a></p>\n",
+		    name,
 		    in->enterprise_name != NULL ? in->enterprise_name
 						: in->enterprise_id,
 		    buf_str(&a));
@@ -263,11 +266,11 @@ succeed(struct ctx *c, const struct conf *conf, const struct installation *in)
 		buf_puts(&b, "https://app.slack.com/client/");
 		buf_puts(&b, in->team_id);
 		page(c, 200, "Installation complete",
-		    "<p>The app is installed in the <strong>%s</strong> workspace.</p>\n"
+		    "<p>%s is installed in the <strong>%s</strong> workspace.</p>\n"
 		    "<p><a class=\"button\" href=\"%s\">Open Slack</a></p>\n"
 		    "<p class=\"small\">Or <a href=\"%s\">open Slack in your "
 		    "browser</a>.</p>\n",
-		    in->team_name != NULL ? in->team_name : in->team_id,
+		    name, in->team_name != NULL ? in->team_name : in->team_id,
 		    buf_str(&a), buf_str(&b));
 	}
 	buf_free(&a);

@@ -333,6 +333,44 @@ has_ctl(const char *s)
 }
 
 int
+is_utf8_text(const char *s, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned long cp;
+	size_t chars = 0;
+	int more, i;
+
+	while (*p != '\0') {
+		if (*p < 0x80)
+			cp = *p, more = 0;
+		else if (*p >= 0xc2 && *p <= 0xdf)
+			cp = *p & 0x1f, more = 1;
+		else if (*p >= 0xe0 && *p <= 0xef)
+			cp = *p & 0x0f, more = 2;
+		else if (*p >= 0xf0 && *p <= 0xf4)
+			cp = *p & 0x07, more = 3;
+		else
+			return 0;
+		for (i = 1; i <= more; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i] & 0x3f);
+		}
+		/* Overlong three- and four-byte forms, surrogates, past
+		 * U+10FFFF; then the controls. */
+		if ((more == 2 &&
+			(cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (more == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+			return 0;
+		p += more + 1;
+		if (++chars > max)
+			return 0;
+	}
+	return chars > 0;
+}
+
+int
 is_ascii(const char *s)
 {
 	for (; *s != '\0'; s++)

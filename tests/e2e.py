@@ -646,6 +646,36 @@ def install_page_says_how_long(ctx):
 
 
 @test()
+def app_name_on_the_pages(ctx):
+    """SLACK_APP_NAME names the app on the install and success pages,
+    escaped like every value; 80 characters of any script serve."""
+    name = 'Acme & <b>"Co"</b> \u2713'
+    ctx.set(SLACK_APP_NAME=name)
+    r = ctx.install("")
+    check_install_ok(ctx, r, "install with SLACK_APP_NAME")
+    esc = html.escape(name, quote=True).replace("&#x27;", "&#39;")
+    check("<h1>Add %s to Slack</h1>" % esc in r.text,
+          "install page heading does not name the app (escaped)")
+    check("<title>Add %s to Slack</title>" % esc in r.text,
+          "install page title does not name the app")
+    check("Connect %s to your Slack workspace" % esc in r.text,
+          "install page text does not name the app")
+    check("<b>" not in r.text, "the name was not escaped")
+    r, _, _ = flow(ctx)
+    check(("%s is installed in the <strong>%s</strong> workspace"
+           % (esc, html.escape(ctx.fs.team_name))) in r.text,
+          "success page does not say '<name> is installed in …'")
+    ctx.set(SLACK_APP_NAME="\u00e9" * 80)
+    r = ctx.install("")
+    check(r.status == 200 and "Add %s to Slack" % ("\u00e9" * 80) in r.text,
+          "an 80-character name: %d" % r.status)
+    ctx.set(SLACK_APP_NAME=None)
+    r = ctx.install("")
+    check("<h1>Add this app to Slack</h1>" in r.text,
+          "without SLACK_APP_NAME: 'Add this app to Slack'")
+
+
+@test()
 def install_page_headers_and_cookie(ctx):
     state, url = start(ctx)
     check(STATE_RE.match(state), "state is not base64url, 43..128 chars")
@@ -861,7 +891,12 @@ def config_invalid_install_values(ctx):
         ("SLACK_DIRECT_INSTALL", "maybe"),
         ("SLACK_REDIRECT_URI", "https://example.test/cb#frag"),
         ("SLACK_REDIRECT_URI", "/relative/cb"),
+        ("SLACK_APP_NAME", "x" * 81), ("SLACK_APP_NAME", "\u00e9" * 81),
+        ("SLACK_APP_NAME", "Acme\tBot"), ("SLACK_APP_NAME", "\x1b[2JAcme"),
+        ("SLACK_APP_NAME", "Acme\u0085"),
     ]
+    if ctx.mode == "cgi":   # bytes that are not UTF-8, through the environment
+        cases.append(("SLACK_APP_NAME", "Acme \udcff"))
     bad = []
     for key, value in cases:
         saved = ctx.settings.get(key)

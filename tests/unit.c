@@ -148,6 +148,43 @@ test_b64url(void)
 }
 
 static void
+test_utf8_text(void)
+{
+	static const struct {
+		const char *s;
+		size_t max;
+		int ok;
+	} t[] = {
+		{ "Acme", 80, 1 },
+		{ "Caf\xc3\xa9 Bot \xe2\x9c\x93 \xf0\x9f\xa4\x96", 80, 1 },
+		{ "", 80, 0 },
+		{ "abc", 3, 1 },
+		{ "abcd", 3, 0 },
+		{ "\xc3\xa9\xc3\xa9\xc3\xa9", 3,
+		    1 }, /* characters, not bytes */
+		{ "a\tb", 80, 0 },
+		{ "a\x7f", 80, 0 },
+		{ "a\xc2\x85", 80, 0 },        /* NEL, a C1 control */
+		{ "a\xc2\xa0", 80, 1 },        /* NBSP */
+		{ "\xc0\xaf", 80, 0 },         /* overlong '/' */
+		{ "\xe0\x80\xaf", 80, 0 },     /* overlong, three bytes */
+		{ "\xed\xa0\x80", 80, 0 },     /* a surrogate */
+		{ "\xf4\x90\x80\x80", 80, 0 }, /* past U+10FFFF */
+		{ "\xe2\x9c", 80, 0 },         /* truncated */
+		{ "\x80", 80, 0 },             /* a lone continuation */
+		{ "\xff", 80, 0 },
+		{ "\x1b[2J", 80, 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (is_utf8_text(t[i].s, t[i].max) != t[i].ok) {
+			printf("  case %zu\n", i);
+			CHECK(is_utf8_text(t[i].s, t[i].max) == t[i].ok);
+		}
+}
+
+static void
 test_ct_streq(void)
 {
 	CHECK(ct_streq("", ""));
@@ -1175,6 +1212,7 @@ main(void)
 	RUN(test_pct_encode);
 	RUN(test_b64url);
 	RUN(test_ct_streq);
+	RUN(test_utf8_text);
 	RUN(test_num_parse);
 	RUN(test_sha256);
 	RUN(test_hmac_sha256);
