@@ -122,13 +122,15 @@ DEPLOY_DEPS = nginx fcgiwrap apache2 libapache2-mod-fcgid spawn-fcgi chromium \
               systemd openssl util-linux postgresql
 # What `make demo` needs: the build, nginx, spawn-fcgi, Python for the fake Slack.
 DEMO_DEPS = build-essential pkg-config libfcgi-dev libcurl4-openssl-dev libcjson-dev \
-            libsqlite3-dev python3 nginx spawn-fcgi sqlite3 ca-certificates
+            libsqlite3-dev python3 nginx spawn-fcgi sqlite3 ca-certificates openssl
 
 deploy-deps:
 	@sh tests/apt-install.sh $(DEPLOY_DEPS) $$(command -v node >/dev/null || echo nodejs npm)
 
-# The whole flow on http://localhost:8080 until Ctrl-C (README, "Demo").
+# The whole flow on http://localhost:8080 (https://localhost:8443 with real
+# Slack credentials) until Ctrl-C (README, "Demo").
 demo:
+	@sh demo/run.sh intro
 	@sh tests/apt-install.sh $(DEMO_DEPS)
 	$(MAKE) all
 	@sh demo/run.sh

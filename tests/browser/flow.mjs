@@ -2,7 +2,11 @@
 // playwright-core. Run by tests/browser/run.py, which starts the demo (nginx +
 // spawn-fcgi + the fake Slack) and checks the database and the logs after.
 //
-// Environment: BASE_URL (http://localhost:PORT), SHOT_DIR (screenshots).
+// Environment: BASE_URL (http://localhost:PORT, or https://localhost:PORT),
+// SHOT_DIR (screenshots), APP_NAME (the demo's SLACK_APP_NAME, if any),
+// HTTPS_SPKI (the https demo's key: base64 SHA-256 of its
+// SubjectPublicKeyInfo, the one certificate this browser then accepts),
+// ONLY_SUCCESS=1 (the first flow alone; screenshots named https-*.png).
 // Prints "ok - …" / "FAIL - …" lines; exit status 1 when one failed.
 
 import { chromium } from 'playwright-core';
@@ -17,6 +21,10 @@ if (!base || !shotDir) {
   process.exit(1);
 }
 const COOKIE = 'slack-app-oauth-state';
+const appName = process.env.APP_NAME || '';
+const spki = process.env.HTTPS_SPKI || '';
+const onlySuccess = process.env.ONLY_SUCCESS === '1';
+const shot = (name) => path.join(shotDir, (onlySuccess ? 'https-' : '') + name);
 let failed = 0;
 
 function check(cond, msg) {
@@ -50,7 +58,10 @@ try {
     executablePath: '/usr/bin/chromium',
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
+      '--disable-component-update', '--disable-sync', '--no-first-run',
+      // The demo's self-made certificate, and no other, is accepted: as
+      // a person does once in the warning page, for this profile only.
+      ...(spki ? [`--ignore-certificate-errors-spki-list=${spki}`] : [])],
     viewport: { width: 720, height: 400 },
     timeout: 30000,
   });
@@ -91,6 +102,17 @@ const lastStatus = (p) => {
   return s.length ? s[s.length - 1][1] : null;
 };
 
+async function finish() {
+  if (external.size) console.log(`# blocked requests to ${[...external].join(', ')}`);
+  if (process.env.SECRETS_FILE) {
+    fs.appendFileSync(process.env.SECRETS_FILE, [...seen].map(([value, kind]) =>
+      JSON.stringify({ suite: 'browser', kind, value }) + '\n').join(''), { mode: 0o600 });
+  }
+  await context.close();
+  fs.rmSync(userDataDir, { recursive: true, force: true });
+  process.exit(failed ? 1 : 0);
+}
+
 const page = context.pages()[0] || await context.newPage();
 page.setDefaultTimeout(15000);
 let redirectUrl = null;
@@ -98,18 +120,19 @@ let redirectUrl = null;
 const approved = await step('install page, "Add to Slack", approve: success page names the workspace', async () => {
   await page.goto(base + '/slack/install');
   check(lastStatus('/slack/install') === 200, `install page: status ${lastStatus('/slack/install')}`);
-  check(await h1(page) === 'Add this app to Slack', `install page heading: ${await h1(page)}`);
+  const want = `Add ${appName || 'this app'} to Slack`;
+  check(await h1(page) === want, `install page heading: ${await h1(page)}`);
   const c = await stateCookie(context);
   check(c, 'no state cookie after the install page');
   check(c.secure && c.httpOnly && c.sameSite === 'Lax',
     `state cookie attributes: secure=${c.secure} httpOnly=${c.httpOnly} sameSite=${c.sameSite}`);
-  await page.screenshot({ path: path.join(shotDir, 'install.png') });
+  await page.screenshot({ path: shot('install.png') });
 
   await page.getByRole('link', { name: 'Add to Slack' }).click();
   await page.waitForURL(/\/oauth\/v2\/authorize\?/);
   const body = await page.locator('body').innerText();
   check(/local stand-in/.test(body), 'the fake authorize page does not say it is a stand-in');
-  await page.screenshot({ path: path.join(shotDir, 'fake-authorize.png') });
+  await page.screenshot({ path: shot('fake-authorize.png') });
 
   await page.locator('#allow').click();
   await page.waitForURL((u) => u.pathname === '/slack/oauth_redirect');
@@ -120,9 +143,15 @@ const approved = await step('install page, "Add to Slack", approve: success page
   check(await h1(page) === 'Installation complete', `success heading: ${await h1(page)}`);
   const text = await page.locator('main').innerText();
   check(text.includes('Example Team'), 'the success page does not name the workspace "Example Team"');
+  if (appName) {
+    check(text.includes(`${appName} is installed in the Example Team workspace`),
+      `the success page does not say "${appName} is installed in …"`);
+  }
   check(!(await stateCookie(context)), 'the state cookie was not cleared');
-  await page.screenshot({ path: path.join(shotDir, 'success.png') });
+  await page.screenshot({ path: shot('success.png') });
 });
+
+if (onlySuccess) await finish();
 
 await step('back to the authorize page, "Allow" again: "expired or already used"', async () => {
   check(approved, 'needs the approved install');
@@ -167,11 +196,4 @@ await step('install page on a phone-sized screen: no horizontal scrolling', asyn
   await page.screenshot({ path: path.join(shotDir, 'install-phone.png') });
 });
 
-if (external.size) console.log(`# blocked requests to ${[...external].join(', ')}`);
-if (process.env.SECRETS_FILE) {
-  fs.appendFileSync(process.env.SECRETS_FILE, [...seen].map(([value, kind]) =>
-    JSON.stringify({ suite: 'browser', kind, value }) + '\n').join(''), { mode: 0o600 });
-}
-await context.close();
-fs.rmSync(userDataDir, { recursive: true, force: true });
-process.exit(failed ? 1 : 0);
+await finish();
