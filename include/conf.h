@@ -54,6 +54,13 @@ typedef const char *(*conf_param_fn)(void *ctx, const char *name);
 int conf_load(struct conf *c, conf_param_fn param, void *ctx, int need,
     char *err, size_t errlen);
 
+/* The config file conf_load reads: SLACK_OAUTH_CONFIG (from param, else
+ * the environment) when set, else the first that exists of
+ * ~/.config/slack-oauth/slack-oauth.conf (home: HOME, else the password
+ * database's entry for the effective uid) and SYSCONFDIR/slack-oauth.conf.
+ * why says which and why, for `slack-oauth check`. */
+const char *conf_file(conf_param_fn param, void *ctx, char *why, size_t whylen);
+
 /* Wipes and frees what conf_load copied. */
 void conf_free(struct conf *);
 

@@ -138,10 +138,17 @@ cmd_check(void)
 {
 	struct conf c;
 	struct db_info info;
-	char err[512], dirbuf[LIM_CONF_VALUE + 1];
+	struct stat st;
+	char err[LIM_CONF_VALUE + 64], dirbuf[LIM_CONF_VALUE + 1];
 	const char *path;
 	int rc = 1;
 
+	path = conf_file(NULL, NULL, err, sizeof(err));
+	if (stat(path, &st) == 0 || errno != ENOENT)
+		printf("config file: %s (%s)\n", path, err);
+	else
+		printf("config file: none (%s; %s does not exist either)\n",
+		    err, path);
 	if (load(&c, CONF_NEED_SECRET | CONF_NEED_SCOPES) == -1)
 		return 1;
 	printf("configuration: ok (client id %s, scopes %s%s%s)\n",

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #define SYSCONFDIR "/etc/slack-oauth"
 #endif
 #define CONF_FILE SYSCONFDIR "/slack-oauth.conf"
+#define USER_CONF "/.config/slack-oauth/slack-oauth.conf"
 
 static int valid_client_id(const char *);
 static int valid_secret(const char *);
@@ -528,6 +530,61 @@ lookup(conf_param_fn param, void *ctx, const char *name)
 	return NULL;
 }
 
+/* ~/.config/slack-oauth/slack-oauth.conf of the effective user: HOME when
+ * it is an absolute path, else the password database's home for the
+ * effective uid (suexec passes no HOME). Made once: neither changes while
+ * the process runs. */
+static pthread_once_t user_once = PTHREAD_ONCE_INIT;
+static char user_path[LIM_CONF_VALUE + sizeof(USER_CONF)];
+static const char *user_home_from =
+    "no home directory: no HOME, no password entry";
+
+static void
+user_conf_init(void)
+{
+	struct passwd pw, *res = NULL;
+	const char *home = getenv("HOME");
+	char buf[4096];
+
+	if (home != NULL && home[0] == '/')
+		user_home_from = "HOME";
+	else if (getpwuid_r(geteuid(), &pw, buf, sizeof(buf), &res) == 0 &&
+	    res != NULL && pw.pw_dir != NULL && pw.pw_dir[0] == '/') {
+		home = pw.pw_dir;
+		user_home_from = "the password database";
+	} else
+		return;
+	if (strlen(home) <= LIM_CONF_VALUE)
+		snprintf(user_path, sizeof(user_path), "%s%s",
+		    strcmp(home, "/") == 0 ? "" : home, USER_CONF);
+}
+
+const char *
+conf_file(conf_param_fn param, void *ctx, char *why, size_t whylen)
+{
+	const char *v;
+	struct stat st;
+
+	if ((v = lookup(param, ctx, "SLACK_OAUTH_CONFIG")) != NULL) {
+		snprintf(why, whylen, "named by SLACK_OAUTH_CONFIG");
+		return v;
+	}
+	pthread_once(&user_once, user_conf_init);
+	/* The first that exists: a file there that cannot be read is still
+	 * the one meant, and refused as such. */
+	if (user_path[0] != '\0' &&
+	    (stat(user_path, &st) == 0 || errno != ENOENT)) {
+		snprintf(why, whylen, "in the home directory, from %s",
+		    user_home_from);
+		return user_path;
+	}
+	if (user_path[0] != '\0')
+		snprintf(why, whylen, "%s does not exist", user_path);
+	else
+		snprintf(why, whylen, "%s", user_home_from);
+	return CONF_FILE;
+}
+
 /* The process environment's settings, in one pass (the first of a name,
  * as getenv finds it). */
 static void
@@ -552,6 +609,7 @@ conf_load(struct conf *c, conf_param_fn param, void *ctx, int need, char *err,
     size_t errlen)
 {
 	const char *path, *v, *env[CONF__MAX], *val[CONF__MAX] = { NULL };
+	char why[LIM_CONF_VALUE + 64];
 	size_t len[CONF__MAX], total = 0;
 	long long n;
 	int k, explicit, rc = 0, have_file;
@@ -559,9 +617,8 @@ conf_load(struct conf *c, conf_param_fn param, void *ctx, int need, char *err,
 
 	memset(c, 0, sizeof(*c));
 	err[0] = '\0';
-	explicit = (path = lookup(param, ctx, "SLACK_OAUTH_CONFIG")) != NULL;
-	if (!explicit)
-		path = CONF_FILE;
+	explicit = lookup(param, ctx, "SLACK_OAUTH_CONFIG") != NULL;
+	path = conf_file(param, ctx, why, sizeof(why));
 	pthread_mutex_lock(&file_lock);
 	if (file_load(path, explicit, err, errlen) == -1)
 		rc = -1;

@@ -877,6 +877,36 @@ def check_config_file_modes(ctx):
 
 
 @test
+def check_says_which_config_file(ctx):
+    """check names the config file it read and why: SLACK_OAUTH_CONFIG, the
+    one in the home directory, or none."""
+    r = ctx.admin("check")
+    ctx.expect(r, 0)
+    check("config file: %s (named by SLACK_OAUTH_CONFIG)" % ctx.conf in r.out,
+          "check with SLACK_OAUTH_CONFIG: %r" % r.out)
+    home = os.path.join(ctx.tmp, "home")
+    conf = os.path.join(home, ".config", "slack-oauth", "slack-oauth.conf")
+    os.makedirs(os.path.dirname(conf))
+    r = ctx.admin("check", unset=["SLACK_OAUTH_CONFIG"], extra={"HOME": home})
+    if os.path.exists("/etc/slack-oauth/slack-oauth.conf"):
+        raise Skip("this machine has /etc/slack-oauth/slack-oauth.conf")
+    check("config file: none (%s does not exist; "
+          "/etc/slack-oauth/slack-oauth.conf does not exist either)" % conf
+          in r.out, "check without any config file: %r" % r.out)
+    with open(conf, "w") as f:
+        f.write("SLACK_STATE_TTL = 300\n")
+    os.chmod(conf, 0o600)
+    r = ctx.admin("check", unset=["SLACK_OAUTH_CONFIG"], extra={"HOME": home})
+    ctx.expect(r, 0)
+    check("config file: %s (in the home directory, from HOME)" % conf
+          in r.out, "check with a config file in the home: %r" % r.out)
+    os.chmod(conf, 0o666)
+    r = ctx.admin("check", unset=["SLACK_OAUTH_CONFIG"], extra={"HOME": home})
+    ctx.expect(r, 1, "check with a 0666 config file in the home")
+    check(conf in r.err, "the message does not name the file: %r" % r.err)
+
+
+@test
 def check_config_file_owner(ctx):
     with open(ctx.conf, "w") as f:
         f.write("SLACK_STATE_TTL = 300\n")

@@ -1136,6 +1136,38 @@ def config_file_owner(ctx):
 
 
 @test()
+def config_file_in_home(ctx):
+    """Without SLACK_OAUTH_CONFIG the file is ~/.config/slack-oauth/
+    slack-oauth.conf when it exists (home from HOME here), with the same
+    owner and mode rules, else SYSCONFDIR's."""
+    home = os.path.join(ctx.tmp, "home")
+    conf = os.path.join(home, ".config", "slack-oauth", "slack-oauth.conf")
+    os.makedirs(os.path.dirname(conf))
+    ctx.set(SLACK_OAUTH_CONFIG=None, SLACK_SCOPES=None)
+    ctx.penv["HOME"] = home
+    ctx.write_conf("SLACK_SCOPES = users:read\n", 0o600, path=conf)
+    r = ctx.install("")
+    _, url = check_install_ok(ctx, r, "install, config file in the home")
+    check("scope=users%3Aread" in url, "the home's config file was not read")
+    ctx.write_conf("SLACK_SCOPES = users:read\n", 0o620, path=conf)
+    r = ctx.install("")
+    eq(r.status, 500, "a group-writable config file in the home")
+    check(conf in r.log, "the log does not name the file: %r" % r.log)
+    ctx.write_conf("SLACK_SCOPES = users:read\n", 0o600, path=conf)
+    os.chown(conf, 12345, 12345)
+    r = ctx.install("")
+    eq(r.status, 500, "a config file in the home owned by uid 12345")
+    check("12345" in r.log, "the log does not name the owner: %r" % r.log)
+    os.unlink(conf)
+    if os.path.exists(os.path.join("/etc/slack-oauth", "slack-oauth.conf")):
+        raise Skip("this machine has /etc/slack-oauth/slack-oauth.conf")
+    r = ctx.install("")
+    eq(r.status, 500, "no file in the home, none in /etc/slack-oauth: "
+       "no scopes")
+    check("SLACK_SCOPES" in r.log, "log: %r" % r.log)
+
+
+@test()
 def config_file_missing(ctx):
     ctx.set(SLACK_OAUTH_CONFIG=os.path.join(ctx.tmp, "nope.conf"))
     r = ctx.install("")
