@@ -7,6 +7,8 @@ BINDIR     ?= bin
 BUILD      ?= build
 DESTDIR    ?=
 
+VERSION := $(shell cat VERSION)
+
 CC      ?= cc
 PKGS_INSTALL  = fcgi sqlite3
 PKGS_REDIRECT = fcgi sqlite3 libcurl libcjson
@@ -16,7 +18,7 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
 	   -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers \
 	   -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE \
-	   -Iinclude -DSYSCONFDIR='"$(SYSCONFDIR)"'
+	   -Iinclude -DSYSCONFDIR='"$(SYSCONFDIR)"' -DVERSION='"$(VERSION)"'
 LDFLAGS += -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 ifeq ($(SAN),fuzz)
 CC       = clang

@@ -40,6 +40,13 @@ typedef void (*handler_fn)(struct ctx *);
  * Returns the exit status. */
 int serve(const char *prog, handler_fn h);
 
+/* A program's main: serve() with h, unless it was started by hand with
+ * -V, which prints the version and exits. Arguments are looked at only
+ * outside a web server: a CGI run may be handed the words of a query that
+ * holds no '=' as arguments (RFC 3875 4.4), and those must change
+ * nothing. */
+int serve_main(const char *prog, handler_fn h, int argc, char **argv);
+
 /* Looks up a request variable, such as "QUERY_STRING". */
 const char *ctx_var(struct ctx *, const char *name);
 

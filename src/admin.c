@@ -31,7 +31,8 @@ static const char usage_text[] =
     "       " PROG " refresh [--within SECONDS]\n"
     "       " PROG " revoke TEAM_OR_ENTERPRISE_ID\n"
     "       " PROG " purge\n"
-    "       " PROG " copy FROM TO\n";
+    "       " PROG " copy FROM TO\n"
+    "       " PROG " -V\n";
 
 static int
 usage(void)
@@ -761,6 +762,10 @@ admin_main(int argc, char **argv)
 	if (argc < 2)
 		return usage();
 	cmd = argv[1];
+	if (strcmp(cmd, "-V") == 0 && argc == 2) {
+		printf(PROG " %s\n", VERSION);
+		return 0;
+	}
 	if (strcmp(cmd, "check") == 0 && argc == 2)
 		return cmd_check();
 	if (strcmp(cmd, "list") == 0 && argc == 2)

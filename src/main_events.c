@@ -3,7 +3,7 @@
 #include "serve.h"
 
 int
-main(void)
+main(int argc, char **argv)
 {
-	return serve("slack-events", handle_events);
+	return serve_main("slack-events", handle_events, argc, argv);
 }

@@ -3,7 +3,7 @@
 #include "serve.h"
 
 int
-main(void)
+main(int argc, char **argv)
 {
-	return serve("slack-install", handle_install);
+	return serve_main("slack-install", handle_install, argc, argv);
 }

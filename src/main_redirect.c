@@ -5,7 +5,7 @@
 #include "slack.h"
 
 int
-main(void)
+main(int argc, char **argv)
 {
 	int rc;
 
@@ -15,7 +15,7 @@ main(void)
 		log_fatal("cannot initialise libcurl");
 		return 1;
 	}
-	rc = serve("slack-oauth-redirect", handle_redirect);
+	rc = serve_main("slack-oauth-redirect", handle_redirect, argc, argv);
 	slack_cleanup();
 	return rc;
 }

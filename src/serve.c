@@ -276,6 +276,23 @@ run_workers(int n, const sigset_t *stop)
 }
 
 int
+serve_main(const char *prog, handler_fn h, int argc, char **argv)
+{
+	if (argc > 1 && getenv("GATEWAY_INTERFACE") == NULL && !is_fastcgi()) {
+		if (argc == 2 && strcmp(argv[1], "-V") == 0) {
+			printf("%s %s\n", prog, VERSION);
+			return 0;
+		}
+		fprintf(stderr,
+		    "usage: %s [-V]\n(a CGI or FastCGI program: the web "
+		    "server runs it)\n",
+		    prog);
+		return 2;
+	}
+	return serve(prog, h);
+}
+
+int
 serve(const char *prog, handler_fn h)
 {
 	struct worker w;

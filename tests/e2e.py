@@ -1167,6 +1167,39 @@ def config_file_in_home(ctx):
     check("SLACK_SCOPES" in r.log, "log: %r" % r.log)
 
 
+@test(modes=("cgi",))
+def version_flag(ctx):
+    """-V prints the program's name and the VERSION file's version, run by
+    hand; under a web server arguments change nothing (Apache passes the
+    words of a query without '=' as arguments)."""
+    start(ctx)
+    with open(os.path.join(ROOT, "VERSION")) as f:
+        version = f.read().strip()
+    progs = dict(PROGS, events=os.path.join(CGI_BIN, "slack-events"),
+                 admin=os.path.join(ROOT, os.environ.get("BIN_DIR") or "bin",
+                                    "slack-oauth"))
+    for prog, path in progs.items():
+        p = subprocess.run(ctx.wrapper + [path, "-V"], capture_output=True,
+                           env=ctx._base_env(), timeout=30)
+        name = os.path.basename(path)
+        eq((p.returncode, p.stdout.decode()), (0, "%s %s\n" % (name, version)),
+           name + " -V")
+    p = subprocess.run(ctx.wrapper + [PROGS["install"], "x"],
+                       capture_output=True, env=ctx._base_env(), timeout=30)
+    eq(p.returncode, 2, "slack-install x (by hand): usage")
+    env = ctx._base_env()
+    env.update(ctx.settings)
+    env.update(ctx._request_vars("install", "GET", "-V", None, b"", None))
+    p = subprocess.run(ctx.wrapper + [PROGS["install"], "-V"],
+                       capture_output=True, env=env, timeout=30)
+    check(p.returncode == 0 and p.stdout.startswith(b"Status: 200 OK\r\n"),
+          "slack-install -V under a web server: %r" % p.stdout[:80])
+    for c in re.findall(rb"Set-Cookie: [^=]+=([A-Za-z0-9_-]+);", p.stdout):
+        add_state(c.decode())
+    collect("slack-install", "stdout", p.stdout)
+    collect("slack-install", "log", p.stderr)
+
+
 @test()
 def config_file_missing(ctx):
     ctx.set(SLACK_OAUTH_CONFIG=os.path.join(ctx.tmp, "nope.conf"))
