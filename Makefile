@@ -32,6 +32,10 @@ CFLAGS  := $(filter-out -D_FORTIFY_SOURCE=2 -O2,$(CFLAGS)) -O1 \
 	   -fsanitize=thread -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=thread
 endif
+# make dist: the bundled libraries are found beside the programs.
+ifeq ($(DIST),1)
+LDFLAGS += -Wl,-rpath,'$$ORIGIN/lib' -Wl,--enable-new-dtags
+endif
 ifeq ($(SAN),1)
 CFLAGS  := $(filter-out -D_FORTIFY_SOURCE=2 -O2,$(CFLAGS)) -O1 \
 	   -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -168,6 +172,24 @@ bench:
 	python3 bench/run.py --build $(BUILD)/bench --cgi-bin $(CGIDIR) $(BENCH_ARGS)
 
 .PHONY: bench
+
+# A tarball for hosts without a compiler (README, "Shared hosting"): the
+# programs, their two libraries hosts lack (libcjson, libfcgi, from this
+# machine's packages), man pages, examples and INSTALL.
+ARCH      := $(shell uname -m)
+DIST_NAME  = slack-oauth-fcgi-$(VERSION)-linux-$(ARCH)
+DIST_DIR   = build/dist/$(DIST_NAME)
+DIST_DEPS  = build-essential pkg-config libfcgi-dev libcurl4-openssl-dev libcjson-dev \
+             libsqlite3-dev libpq-dev binutils
+
+dist:
+	@sh tests/apt-install.sh $(DIST_DEPS)
+	rm -rf build/dist
+	$(MAKE) DIST=1 BUILD=build/dist/obj CGIDIR=$(DIST_DIR)/cgi-bin \
+		BINDIR=$(DIST_DIR)/bin all
+	sh dist/pack.sh $(DIST_DIR) $(CC)
+
+.PHONY: dist
 
 # Concurrency through nginx (tests/stress.py; issue 5): 1,000 full flows at
 # 64 clients on nginx + spawn-fcgi (4 processes per program) and on nginx +
