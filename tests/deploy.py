@@ -37,8 +37,6 @@ Python 3 standard library only.
 
 import base64
 import glob
-import hashlib
-import hmac
 import html
 import http.client
 import json
@@ -297,15 +295,12 @@ def run_flow(w):
 
 # ------------------------------------------------------------- the events
 def sign(body, secret=SIGNING_SECRET):
-    """Slack's headers for body (bytes), now: X-Slack-Request-Timestamp
-    and X-Slack-Signature, v0 HMAC-SHA256 of "v0:<ts>:<body>" under
-    secret. The signature is registered as a secret: no log may hold it."""
-    ts = str(int(time.time()))
-    mac = hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + body,
-                   hashlib.sha256).hexdigest()
-    return {"Content-Type": "application/json",
-            "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": add_secret("v0=" + mac, "signature")}
+    """Slack's headers for body (bytes), now (fake_slack.sign_event). The
+    signature is registered as a secret: no log may hold it."""
+    headers = fake_slack.sign_event(secret, body)
+    add_secret(headers["X-Slack-Signature"], "signature")
+    headers["Content-Type"] = "application/json"
+    return headers
 
 
 def post_event(w, body, secret=SIGNING_SECRET, source=None):
@@ -338,16 +333,8 @@ def url_verification():
 
 def app_uninstalled(team_id):
     """An app_uninstalled delivery for team_id, as Slack sends it."""
-    now = int(time.time())
-    return json.dumps({
-        "token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "team_id": team_id,
-        "api_app_id": fake_slack.APP_ID, "event": {"type": "app_uninstalled"},
-        "type": "event_callback", "event_id": "Ev0DEPLOY%04d" % (now % 10000),
-        "event_time": now,
-        "authorizations": [{"enterprise_id": None, "team_id": team_id,
-                            "user_id": fake_slack.BOT_USER_ID, "is_bot": True,
-                            "is_enterprise_install": False}],
-        "is_ext_shared_channel": False}).encode()
+    return json.dumps(fake_slack.event_envelope(
+        {"type": "app_uninstalled"}, team_id=team_id)).encode()
 
 
 QUERY_PY = """\
