@@ -13,20 +13,33 @@ through that server:
   GET /slack/oauth_redirect?... -> 200 page naming the workspace (with the cookie)
   the same again                -> 400 "expired or was already used"
 
-then, for the nginx examples, floods each Slack address from one client
-address (the burst passes, the rest is nginx's 429), stops the servers,
-checks the installation stored in SQLite, and reads every log the
-deployment wrote: the programs' log lines must be there, the code,
-the state, the tokens and the client secret must not.
+checks the installation stored in SQLite, then sends Slack's event
+deliveries to /slack/events through the same server, signed as Slack signs
+them (X-Slack-Signature over the exact bytes sent):
+
+  url_verification              -> 200, the challenge as the body
+  the same, 300 KiB of padding  -> 200 (past mod_fcgid's default limit)
+  a body over 1 MiB             -> 413 (the server's, or the program's)
+  app_uninstalled, wrong secret -> 401, the rows still there
+  app_uninstalled               -> 200, empty; the team's rows gone
+
+then, for the nginx examples, floods each OAuth address from one client
+address (the burst passes, the rest is nginx's 429; events from that
+address still pass), stops the servers, and reads every log the
+deployment wrote: the programs' log lines must be there, the code, the
+state, the tokens, the client secret, the signing secret and the
+signatures must not.
 
 Needs root (the servers drop privileges to www-data, as in production).
 Prints "ok - name" / "FAIL - name: reason", then "N passed, N failed".
 Python 3 standard library only.
 """
 
+import base64
 import glob
 import html
 import http.client
+import json
 import os
 import pwd
 import grp
@@ -34,7 +47,6 @@ import re
 import shlex
 import shutil
 import socket
-import sqlite3
 import ssl
 import subprocess
 import sys
@@ -54,7 +66,9 @@ from testlib import (Runner, TestFailure, add_secret, add_secrets,  # noqa: E402
                      secret_values, shell_lines, stop_processes, wait_for)
 
 CGI_BIN = os.path.join(ROOT, "cgi-bin")
+PROGRAMS = ("slack-install", "slack-oauth-redirect", "slack-events")
 SECRET = "deploy-test-client-secret-" + os.urandom(8).hex()
+SIGNING_SECRET = "deploy-test-signing-secret-" + os.urandom(8).hex()
 KEEP = os.environ.get("DEPLOY_KEEP") == "1"  # keep the temp dirs to look at
 
 # The paths the examples use; each is moved under the test's directory.
@@ -66,6 +80,8 @@ PATHS = ["/usr/local/lib/cgi-bin", "/etc/slack-oauth", "/var/lib/slack-oauth",
 
 Fail = TestFailure
 add_secret(SECRET, "client secret")
+add_secret(SIGNING_SECRET, "signing secret")
+EVENT_BODY_MAX = 1024 * 1024  # the program's cap (include/lim.h)
 
 
 class World:
@@ -115,7 +131,8 @@ class World:
     def install_programs(self, src=CGI_BIN, dest="usr/local/lib/cgi-bin",
                          names=None):
         names = names or {"slack-install": "slack-install",
-                          "slack-oauth-redirect": "slack-oauth-redirect"}
+                          "slack-oauth-redirect": "slack-oauth-redirect",
+                          "slack-events": "slack-events"}
         for s, d in names.items():
             check(os.access(os.path.join(src, s), os.X_OK),
                   "%s/%s is not built (run make)" % (src, s))
@@ -137,6 +154,11 @@ class World:
     def fake_lines(self):
         return ["SLACK_AUTHORIZE_URL = " + self.fake.authorize_url,
                 "SLACK_API_URL = " + self.fake.api_url]
+
+    def secret_lines(self):
+        """The config file's secrets, as the examples say to keep them."""
+        return ["SLACK_CLIENT_SECRET = " + SECRET,
+                "SLACK_SIGNING_SECRET = " + SIGNING_SECRET]
 
     def spawn(self, argv, log=None, **kw):
         out = open(log, "ab") if log else subprocess.DEVNULL
@@ -271,12 +293,160 @@ def run_flow(w):
     return {"code": code, "state": state}
 
 
+# ------------------------------------------------------------- the events
+def sign(body, secret=SIGNING_SECRET):
+    """Slack's headers for body (bytes), now (fake_slack.sign_event). The
+    signature is registered as a secret: no log may hold it."""
+    headers = fake_slack.sign_event(secret, body)
+    add_secret(headers["X-Slack-Signature"], "signature")
+    headers["Content-Type"] = "application/json"
+    return headers
+
+
+def post_event(w, body, secret=SIGNING_SECRET, source=None):
+    """POSTs body (bytes) to /slack/events as Slack does, signed under
+    secret; (status, headers, body) of the answer."""
+    src = (source, 0) if source else None
+    c = http.client.HTTPSConnection("127.0.0.1", w.port, timeout=15,
+                                    context=client_tls(), source_address=src)
+    headers = {"User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)"}
+    headers.update(sign(body, secret))
+    try:
+        c.request("POST", "/slack/events", body=body, headers=headers)
+        r = c.getresponse()
+        out = (r.status, r.getheaders(), r.read().decode("utf-8", "replace"))
+    finally:
+        c.close()
+    record_output("deploy: POST /slack/events", "\n".join(
+        "%s: %s" % hv for hv in out[1]) + "\n\n" + out[2])
+    return out
+
+
+def url_verification():
+    """The request Slack sends when the Request URL is saved, and its
+    challenge."""
+    challenge = base64.b64encode(os.urandom(39)).decode()
+    return challenge, json.dumps({
+        "token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "challenge": challenge,
+        "type": "url_verification"}).encode()
+
+
+def app_uninstalled(team_id):
+    """An app_uninstalled delivery for team_id, as Slack sends it."""
+    return json.dumps(fake_slack.event_envelope(
+        {"type": "app_uninstalled"}, team_id=team_id)).encode()
+
+
+QUERY_PY = """\
+import json, sqlite3, sys
+con = sqlite3.connect(sys.argv[1], timeout=10)
+print(json.dumps(con.execute(sys.argv[2], sys.argv[3:]).fetchall()))
+"""
+
+
+def query(w, db, sql, *args):
+    """The rows of sql on the database, read as the programs' user while
+    they run (a reader as root could leave its -wal or -shm root's), by
+    the system's python3 (make deps): the one running this may live where
+    that user cannot read (a pyenv under /root)."""
+    check(os.path.exists(db), "no database at %s" % db)
+    py = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    check(py, "no python3 in /usr/local/bin:/usr/bin:/bin (make deps)")
+    r = subprocess.run([py, "-c", QUERY_PY, db, sql] + list(args),
+                       user=w.uid, group=w.gid, extra_groups=[], cwd="/",
+                       env={"PATH": "/usr/bin:/bin"}, capture_output=True,
+                       text=True, timeout=20)
+    check(r.returncode == 0, "reading the database: " + r.stderr[-300:])
+    return [tuple(row) for row in json.loads(r.stdout)]
+
+
+def team_rows(w, db, team_id):
+    """(rows in slack_installations, rows in slack_bots) of team_id."""
+    return tuple(query(w, db, "SELECT count(*) FROM %s WHERE team_id = ?"
+                       % t, team_id)[0][0]
+                 for t in ("slack_installations", "slack_bots"))
+
+
+def run_events(w, db, cgid=False):
+    """Slack's deliveries through the server, after the flow stored the
+    installation (the signatures sent are registered secrets). cgid: the
+    program runs under Apache's mod_cgid (see the body over 1 MiB)."""
+    def post(body, secret=SIGNING_SECRET):
+        return post_event(w, body, secret)
+
+    challenge, body = url_verification()
+    st, hdrs, text = post(body)
+    check(st == 200, "url_verification: status %d: %s"
+          % (st, re.sub(r"\s+", " ", text)[:300]))
+    check(text == challenge, "url_verification: the body is not exactly the "
+          "challenge: %r" % text[:200])
+    ctype = header(hdrs, "Content-Type")
+    check(ctype and ctype[0].startswith("text/plain"),
+          "url_verification: Content-Type %r, want text/plain" % ctype)
+
+    # Past mod_fcgid's default FcgidMaxRequestLen (128 KiB) and nginx's
+    # client body buffer: whitespace the JSON allows, signed like the rest.
+    padded = body[:-1] + b" " * (300 * 1024) + b"}"
+    st, _, text = post(padded)
+    check(st == 200 and text == challenge, "url_verification of %d KiB: "
+          "status %d: %s" % (len(padded) // 1024, st,
+                             re.sub(r"\s+", " ", text)[:200]))
+    # One byte over the program's cap: 413, from nginx itself
+    # (client_max_body_size) or from the program, which reads none of it.
+    # Under mod_cgid the program's stdin and stdout are one unix socket,
+    # and its exit with the body unread resets that socket: Apache then
+    # loses the 413 about one time in three and closes the connection
+    # (AH02651 "Error writing request body to script"). The program's log
+    # line shows it refused the body; see the report for slack-events.
+    big = body[:-1] + b" " * (EVENT_BODY_MAX + 1 - len(body)) + b"}"
+    try:
+        st, _, _ = post(big)
+    except (http.client.RemoteDisconnected, ConnectionResetError):
+        if not cgid:
+            raise
+        st = 413
+    check(st == 413, "a body of 1 MiB + 1 byte: status %d, want 413" % st)
+
+    team = fake_slack.TEAM_ID
+    before = team_rows(w, db, team)
+    check(before == (1, 1), "before the events, rows of %s: %r, want (1, 1)"
+          % (team, before))
+    gone = app_uninstalled(team)
+    st, _, text = post(gone, secret="not-the-" + SIGNING_SECRET)
+    check(st == 401, "app_uninstalled signed with another secret: status %d,"
+          " want 401" % st)
+    after = team_rows(w, db, team)
+    check(after == before, "app_uninstalled with a bad signature changed the "
+          "rows of %s: %r -> %r" % (team, before, after))
+    st, _, text = post(gone)
+    check(st == 200 and text == "", "app_uninstalled: status %d, body %r, "
+          "want 200 and an empty body" % (st, text[:200]))
+    after = team_rows(w, db, team)
+    check(after == (0, 0), "after app_uninstalled, rows of %s "
+          "(slack_installations, slack_bots): %r, want none" % (team, after))
+
+
+EVENT_LOG = [
+    "slack-events: outcome=url_verification status=200 ",
+    "slack-events: outcome=bad_signature status=401 ",
+    re.compile(r"slack-events: outcome=app_uninstalled status=200 team=%s "
+               r"enterprise=- ms=[0-9.]+ detail=\"deleted 2 rows\""
+               % fake_slack.TEAM_ID),
+]
+
+
+def event_log(path):
+    """What the events program's log (path) must hold."""
+    return [(path, text) for text in EVENT_LOG]
+
+
 def check_rate_limit(w, example):
     """The example's limit_req, for real: a flood from one client address
     gets 429 from nginx once its burst is spent, on both addresses, and
     the first burst+1 requests pass. From 127.0.0.2 and .3, so that what
     the flow sent from 127.0.0.1 does not count; 127.0.0.1 is still
-    served after the flood (the limit is per address)."""
+    served after the flood (the limit is per address), and so are events
+    from the flooding addresses (their own zone)."""
     text = w.example(example)
     m = re.search(r"(?m)^limit_req_zone \$binary_remote_addr "
                   r"zone=(\w+):\S+ rate=(\d+)r/s;", text)
@@ -317,23 +487,28 @@ def check_rate_limit(w, example):
     st, _, _ = request(w.port, "/slack/install")
     check(st == 200, "after a flood from another address, GET /slack/install "
           "from 127.0.0.1: status %d" % st)
+    # Slack's deliveries have a zone of their own: the floods spent these
+    # addresses' OAuth allowance, not their events'.
+    for src in ("127.0.0.2", "127.0.0.3"):
+        challenge, body = url_verification()
+        st, _, text = post_event(w, body, source=src)
+        check(st == 200 and text == challenge, "url_verification from %s "
+              "right after its OAuth flood: status %d (the events under the "
+              "OAuth rate limit?)" % (src, st))
 
 
 def check_stored(w, db):
+    """The installation the flow stored (while the servers run)."""
     fs = w.fake
     check(os.path.exists(db), "no database at %s" % db)
     st = os.stat(db)
     check(st.st_mode & 0o077 == 0, "database mode %o, want 0600" % (st.st_mode & 0o777))
     check(st.st_uid == w.uid, "database owned by uid %d, not %s: the programs "
           "did not run as the web server's user" % (st.st_uid, w.user))
-    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
-    try:
-        rows = con.execute(
-            "SELECT client_id, enterprise_id, team_id, team_name, bot_token, "
-            "bot_id, bot_user_id FROM slack_installations").fetchall()
-        bots = con.execute("SELECT team_id, bot_token FROM slack_bots").fetchall()
-    finally:
-        con.close()
+    rows = query(w, db,
+                 "SELECT client_id, enterprise_id, team_id, team_name, "
+                 "bot_token, bot_id, bot_user_id FROM slack_installations")
+    bots = query(w, db, "SELECT team_id, bot_token FROM slack_bots")
     check(len(rows) == 1, "want 1 installation row, got %d" % len(rows))
     ex = fs.last_exchange
     check(ex is not None, "the fake saw no successful exchange")
@@ -366,11 +541,19 @@ def scan_logs(w, secrets, must_have, logdirs):
     for rel, text in must_have:
         f = w.p(rel)
         check(f in texts, "no log file %s" % rel)
-        check(text in texts[f], "%s lacks %r" % (rel, text))
+        if hasattr(text, "search"):
+            check(text.search(texts[f]), "%s lacks a line matching %r"
+                  % (rel, text.pattern))
+        else:
+            check(text in texts[f], "%s lacks %r" % (rel, text))
 
 
 def secrets_of(w, flow):
-    return sorted(w.fake.secrets() | {flow["code"], flow["state"], SECRET})
+    """What no log may hold: the flow's, the fake's, our secrets, and
+    every signature sent."""
+    sigs = {v for v, kind in secret_values().items() if kind == "signature"}
+    return sorted(w.fake.secrets() | sigs |
+                  {flow["code"], flow["state"], SECRET, SIGNING_SECRET})
 
 
 # ------------------------------------------------------------ the servers
@@ -455,7 +638,7 @@ def apache_fcgid(w):
     w.install_programs()
     w.start_fake(client_id_of(text))
     w.write_config(w.p("etc/slack-oauth/slack-oauth.conf"),
-                   ["SLACK_CLIENT_SECRET = " + SECRET] + w.fake_lines())
+                   w.secret_lines() + w.fake_lines())
     with open(w.p("site.conf"), "w") as f:
         f.write(w.subst(text))
     start_apache(w, "LoadModule fcgid_module {m}/mod_fcgid.so\n"
@@ -463,12 +646,15 @@ def apache_fcgid(w):
                     "FcgidProcessTableFile {d}/run/fcgid-shm\n"
                     "Include {d}/site.conf\n".format(m=APACHE_MODS, d=w.dir))
     flow = run_flow(w)
+    db = w.p("var/lib/slack-oauth/slack-oauth.db")
+    check_stored(w, db)
+    run_events(w, db)
     w.stop()
-    check_stored(w, w.p("var/lib/slack-oauth/slack-oauth.db"))
     scan_logs(w, secrets_of(w, flow), [
         ("var/log/apache2/slack-oauth.access.log", "GET /slack/oauth_redirect HTTP"),
+        ("var/log/apache2/slack-oauth.access.log", "POST /slack/events HTTP"),
         ("var/log/apache2/error.log", "slack-oauth-redirect: outcome=ok status=200"),
-    ], [w.p("var/log")])
+    ] + event_log("var/log/apache2/error.log"), [w.p("var/log")])
 
 
 def apache_cgi_htaccess(w):
@@ -487,21 +673,29 @@ def apache_cgi_htaccess(w):
     r = subprocess.run(["make", "-s", "-j2", "SYSCONFDIR=" + etc, "BUILD=" + build,
                         "CGIDIR=" + build + "/cgi-bin",
                         build + "/cgi-bin/slack-install",
-                        build + "/cgi-bin/slack-oauth-redirect"],
+                        build + "/cgi-bin/slack-oauth-redirect",
+                        build + "/cgi-bin/slack-events"],
                        cwd=ROOT, capture_output=True, text=True)
     check(r.returncode == 0, "make SYSCONFDIR=…: " + r.stderr[-400:])
     w.install_programs(src=build + "/cgi-bin", dest=home + "/public_html/slack",
                        names={"slack-install": "install",
-                              "slack-oauth-redirect": "oauth_redirect"})
+                              "slack-oauth-redirect": "oauth_redirect",
+                              "slack-events": "events"})
     shutil.copy(os.path.join(ROOT, "htaccess-example"),
                 home + "/public_html/slack/.htaccess")
-    # The config file as the example shows it, with the fake's secret and,
-    # for the test only, the fake's addresses.
+    # The config file as the example shows it, with the fake's secret, our
+    # signing secret and, for the test only, the fake's addresses.
     m = re.search(r"slack-oauth\.conf \(chmod 0600\), for example:\n#\n"
                   r"((?:#   .*\n)+)", text)
     check(m, "htaccess-example: no config file sample")
     sample = [ln[4:] for ln in m.group(1).splitlines()]
+    for placeholder in ("<the app's client secret>",
+                        "<the app's signing secret>"):
+        check(any(placeholder in ln for ln in sample),
+              "htaccess-example: the config file sample has no %s"
+              % placeholder)
     sample = [w.subst(ln).replace("<the app's client secret>", SECRET)
+              .replace("<the app's signing secret>", SIGNING_SECRET)
               for ln in sample]
     w.start_fake(client_id_of(m.group(1)))
     # suexec would run the programs as alice, the file's owner, 0600; here
@@ -527,11 +721,17 @@ LogFormat "%h %l %u %t \\"%r\\" %>s %O \\"%{{Referer}}i\\" \\"%{{User-Agent}}i\\
 """.format(m=APACHE_MODS, d=w.dir, port=w.port, home=home)
     start_apache(w, host)
     flow = run_flow(w)
+    db = home + "/slack-oauth/slack-oauth.db"
+    check_stored(w, db)
+    run_events(w, db, cgid=True)
     w.stop()
-    check_stored(w, home + "/slack-oauth/slack-oauth.db")
     scan_logs(w, secrets_of(w, flow), [
         ("var/log/apache2/access.log", "GET /slack/install HTTP"),
+        ("var/log/apache2/access.log", "POST /slack/events HTTP"),
         ("var/log/apache2/error.log", "slack-oauth-redirect: outcome=ok status=200"),
+    ] + event_log("var/log/apache2/error.log") + [
+        ("var/log/apache2/error.log",
+         "slack-events: outcome=bad_request status=413 "),
     ], [w.p("var/log")])
     with open(w.p("var/log/apache2/access.log")) as f:
         check("oauth_redirect" not in f.read(),
@@ -541,13 +741,16 @@ LogFormat "%h %l %u %t \\"%r\\" %>s %O \\"%{{Referer}}i\\" \\"%{{User-Agent}}i\\
 def nginx_fcgiwrap(w):
     setup_nginx_fcgiwrap(w)
     flow = run_flow(w)
+    db = w.p("var/lib/slack-oauth/slack-oauth.db")
+    check_stored(w, db)
+    run_events(w, db)
     check_rate_limit(w, "nginx-example.conf")
     w.stop()
-    check_stored(w, w.p("var/lib/slack-oauth/slack-oauth.db"))
     scan_logs(w, secrets_of(w, flow), [
         ("var/log/nginx/slack-oauth.access.log", "GET /slack/oauth_redirect HTTP"),
+        ("var/log/nginx/slack-oauth.access.log", "POST /slack/events HTTP"),
         ("var/log/fcgiwrap.journal", "slack-oauth-redirect: outcome=ok status=200"),
-    ], [w.p("var/log")])
+    ] + event_log("var/log/fcgiwrap.journal"), [w.p("var/log")])
 
 
 def setup_nginx_fcgiwrap(w):
@@ -558,7 +761,7 @@ def setup_nginx_fcgiwrap(w):
     w.install_programs()
     w.start_fake(client_id_of(text))
     w.write_config(w.p("etc/slack-oauth/slack-oauth.conf"),
-                   ["SLACK_CLIENT_SECRET = " + SECRET] + w.fake_lines())
+                   w.secret_lines() + w.fake_lines())
     # fcgiwrap as Debian's fcgiwrap.socket/.service run it (socket on fd 0,
     # 0660 www-data, user www-data) with the DAEMON_OPTS the example says
     # (no -f; -c, how many at once); its stderr is the journal's stand-in.
@@ -584,14 +787,17 @@ def setup_nginx_fcgiwrap(w):
 def nginx_spawn_fcgi(w):
     setup_nginx_spawn_fcgi(w)
     flow = run_flow(w)
+    db = w.p("var/lib/slack-oauth/slack-oauth.db")
+    check_stored(w, db)
+    run_events(w, db)
     check_rate_limit(w, "nginx-spawn-fcgi-example.conf")
     w.stop()
-    check_stored(w, w.p("var/lib/slack-oauth/slack-oauth.db"))
     scan_logs(w, secrets_of(w, flow), [
         ("var/log/nginx/slack-oauth.access.log", "GET /slack/oauth_redirect HTTP"),
+        ("var/log/nginx/slack-oauth.access.log", "POST /slack/events HTTP"),
         ("var/log/slack-oauth/slack-oauth.log",
          "slack-oauth-redirect: outcome=ok status=200"),
-    ], [w.p("var/log")])
+    ] + event_log("var/log/slack-oauth/slack-oauth.log"), [w.p("var/log")])
 
 
 def setup_nginx_spawn_fcgi(w):
@@ -600,12 +806,12 @@ def setup_nginx_spawn_fcgi(w):
     var/log/slack-oauth/slack-oauth.log."""
     text = w.example("nginx-spawn-fcgi-example.conf")
     cmds = shell_lines(text)
-    check(len(cmds) == 3, "want 3 '#$' command lines, got %d" % len(cmds))
+    check(len(cmds) == 4, "want 4 '#$' command lines, got %d" % len(cmds))
     w.install_programs()
     w.start_fake(client_id_of(text))
     w.write_config(w.p("etc/slack-oauth/slack-oauth.conf"),
-                   ["SLACK_CLIENT_SECRET = " + SECRET] + w.fake_lines())
-    for sock in ("slack-install", "slack-oauth-redirect"):
+                   w.secret_lines() + w.fake_lines())
+    for sock in PROGRAMS:
         w.pidfiles.append(w.p("run/slack-oauth/%s.pid" % sock))
     for cmd in cmds:
         r = subprocess.run(["/bin/sh", "-c", w.subst(cmd)], cwd="/",
@@ -613,7 +819,7 @@ def setup_nginx_spawn_fcgi(w):
                            text=True, timeout=20)
         check(r.returncode == 0, "%s: exit %d: %s" % (cmd[:40], r.returncode,
                                                       r.stderr.strip()[-300:]))
-    for sock in ("slack-install", "slack-oauth-redirect"):
+    for sock in PROGRAMS:
         st = os.stat(w.p("run/slack-oauth/%s.sock" % sock))
         check(st.st_uid == w.uid and st.st_mode & 0o777 == 0o660,
               "%s.sock: not 0660 www-data" % sock)
@@ -646,7 +852,7 @@ def systemd_socket(w):
     units = w.p("units")
     os.makedirs(units)
     cid = None
-    for prog in ("slack-install", "slack-oauth-redirect"):
+    for prog in PROGRAMS:
         for ext in ("socket", "service"):
             src = os.path.join(ROOT, "systemd", "%s.%s" % (prog, ext))
             with open(src) as f:
@@ -664,8 +870,8 @@ def systemd_socket(w):
               "systemd-analyze verify: " + " | ".join(bad)[-400:])
     w.start_fake(cid)
     w.write_config(w.p("etc/slack-oauth/slack-oauth.conf"),
-                   ["SLACK_CLIENT_SECRET = " + SECRET] + w.fake_lines())
-    for prog in ("slack-install", "slack-oauth-redirect"):
+                   w.secret_lines() + w.fake_lines())
+    for prog in PROGRAMS:
         sock = dict(unit_file(os.path.join(units, prog + ".socket"))["Socket"])
         svc = unit_file(os.path.join(units, prog + ".service"))["Service"]
         sv = dict(svc)
@@ -689,14 +895,17 @@ def systemd_socket(w):
         os.chmod(path, int(sock["SocketMode"], 8))
     start_nginx(w, "nginx-spawn-fcgi-example.conf")
     flow = run_flow(w)
+    db = w.p("var/lib/slack-oauth/slack-oauth.db")
+    check_stored(w, db)
+    run_events(w, db)
     w.stop()
-    check_stored(w, w.p("var/lib/slack-oauth/slack-oauth.db"))
     scan_logs(w, secrets_of(w, flow), [
         ("var/log/nginx/slack-oauth.access.log", "GET /slack/oauth_redirect HTTP"),
+        ("var/log/nginx/slack-oauth.access.log", "POST /slack/events HTTP"),
         ("var/log/journal-slack-oauth-redirect.log",
          "slack-oauth-redirect: outcome=ok status=200"),
         ("var/log/journal-slack-install.log", "slack-install: outcome=ok status=200"),
-    ], [w.p("var/log")])
+    ] + event_log("var/log/journal-slack-events.log"), [w.p("var/log")])
 
 
 DEPLOYMENTS = [

@@ -313,9 +313,10 @@ def wait_for(pred, what, timeout=10.0, exc=TestFailure):
     raise exc("timed out waiting for " + what)
 
 
-def shell_lines(text):
+def shell_lines(text, without=None):
     """The "#$ " command lines of an example file, continuation lines
-    joined."""
+    joined; without: leave out the commands that mention it (a program
+    the suite does not serve)."""
     cmds, cur = [], ""
     for ln in text.splitlines():
         if not ln.startswith("#$ "):
@@ -326,6 +327,8 @@ def shell_lines(text):
             continue
         cmds.append(cur + ln)
         cur = ""
+    if without:
+        cmds = [c for c in cmds if without not in c]
     return cmds
 
 
