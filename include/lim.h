@@ -29,6 +29,9 @@
 #define LIM_CHALLENGE     128  /* bytes of url_verification's challenge */
 #define LIM_EVENT_BUSY_MS 2000 /* busy timeout: Slack waits 3 s */
 
+/* Bytes of a CGI request's unread body read after the answer (serve.c). */
+#define LIM_DRAIN (2 * 1024 * 1024)
+
 #define LIM_BUSY_MS     3000 /* SQLite busy timeout */
 #define LIM_RETRY_AFTER "5"  /* seconds, sent with a 503 */
 

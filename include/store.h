@@ -85,7 +85,7 @@ long store_delete(struct db *, const char *client_id, const struct inst_key *k);
  * ever from rows installed before `before`: every row (the SDK's
  * delete_all), or the rows of some users (delete_installation(user_id=…))
  * and every bot token (delete_bot, and the bot columns of the other rows
- * set NULL). */
+ * set NULL, with oauth_response, Slack's answer, which holds the token). */
 struct forget {
 	int all;
 	const char *const *users;

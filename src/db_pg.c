@@ -1020,7 +1020,8 @@ pg_forget(struct db *db, const char *client_id, const struct inst_key *k,
 		rc = forget_run(db,
 		    "UPDATE slack_installations SET bot_token = NULL, "
 		    "bot_id = NULL, bot_user_id = NULL, bot_scopes = NULL, "
-		    "bot_refresh_token = NULL, bot_token_expires_at = NULL "
+		    "bot_refresh_token = NULL, bot_token_expires_at = NULL, "
+		    "oauth_response = NULL "
 		    "WHERE " KEY " AND bot_token IS NOT NULL" BEFORE,
 		    p, &f->cleared);
 	if (rc != DB_OK) {

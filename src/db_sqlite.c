@@ -211,10 +211,11 @@ static const char *const stmts[STMT__MAX] = {
 	[STMT_DELETE_BOTS] = "DELETE FROM slack_bots WHERE " KEY BEFORE,
 	[STMT_DELETE_USER] = "DELETE FROM slack_installations WHERE " KEY
 			     " AND user_id = ?5" BEFORE,
+	/* Slack's saved answer goes too: it holds the bot token. */
 	[STMT_CLEAR_BOT] =
 	    "UPDATE slack_installations SET bot_token = NULL, bot_id = NULL, "
 	    "bot_user_id = NULL, bot_scopes = NULL, bot_refresh_token = NULL, "
-	    "bot_token_expires_at = NULL WHERE " KEY
+	    "bot_token_expires_at = NULL, oauth_response = NULL WHERE " KEY
 	    " AND bot_token IS NOT NULL" BEFORE,
 	[STMT_COUNT] =
 	    "SELECT count(*) FROM slack_installations WHERE client_id = ?1",

@@ -54,11 +54,42 @@ ctx_var(struct ctx *c, const char *name)
 	return c->param(c->pctx, name);
 }
 
+/* Bytes of a CGI request's body read so far, for drain(). */
+static unsigned long long cgi_read;
+
 static size_t
 cgi_get(void *unused, char *p, size_t n)
 {
+	size_t got = fread(p, 1, n, stdin);
+
 	(void)unused;
-	return fread(p, 1, n, stdin);
+	cgi_read += got;
+	return got;
+}
+
+/* Reads what is left of a CGI request's body (up to LIM_DRAIN bytes) after
+ * the answer: a program that exits with its body unread can have its
+ * answer lost, the web server's write to it failing (mod_cgid resets the
+ * socket both share, fcgiwrap gives up once the pipe is full). */
+static void
+drain(void)
+{
+	const char *cl = getenv("CONTENT_LENGTH");
+	long long n;
+	char buf[16384];
+	size_t want;
+
+	if (cl == NULL || num_parse(cl, 1, (long long)1 << 62, &n) == -1)
+		return;
+	if (n > LIM_DRAIN)
+		n = LIM_DRAIN;
+	while (cgi_read < (unsigned long long)n) {
+		want = (size_t)((unsigned long long)n - cgi_read);
+		if (cgi_get(NULL, buf,
+			want < sizeof(buf) ? want : sizeof(buf)) == 0)
+			break;
+	}
+	explicit_bzero(buf, sizeof(buf));
 }
 
 /* FCGX_GetStr returns fewer bytes than asked only at the end. */
@@ -308,6 +339,7 @@ serve(const char *prog, handler_fn h)
 		worker_init(&w);
 		one(&w, h, &cgi_io, NULL);
 		fflush(stdout);
+		drain();
 		worker_free(&w);
 		return 0;
 	}

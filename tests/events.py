@@ -457,6 +457,7 @@ def tokens_revoked_bot(ctx):
     and the rows' other columns do."""
     setup(ctx, "user")
     install(ctx)
+    bot_tokens = [x["bot_token"] for x in rows(ctx)[0]]
     install(ctx, team=TEAM2)
     r = post(ctx, revoked(bot=[BOT_USER_ID]))
     ok_empty(r, "tokens_revoked bot", "tokens_revoked")
@@ -467,7 +468,16 @@ def tokens_revoked_bot(ctx):
     for col in ("bot_token", "bot_id", "bot_user_id", "bot_scopes",
                 "bot_refresh_token", "bot_token_expires_at"):
         eq(mine[0][col], None, col + " after tokens_revoked bot")
+    eq(mine[0]["oauth_response"], None, "Slack's saved answer (it holds the "
+       "bot token)")
     check(mine[0]["user_token"], "the user token went too")
+    con = ctx.db_connect()
+    try:
+        dump = "\n".join(con.iterdump())
+    finally:
+        con.close()
+    for tok in bot_tokens:
+        check(tok not in dump, "a revoked bot token is still in the database")
     eq(mine[0]["team_name"], ctx.fs.team_name, "team_name kept")
     eq(sdk_find(ctx, "slack_bots", None, TEAM_ID), None, "SDK find_bot")
     found = sdk_find(ctx, "slack_installations", None, TEAM_ID)

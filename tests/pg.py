@@ -1538,6 +1538,8 @@ def events(ctx):
     row = sdk_installation(db, "", TEAM_ID)
     check(row is not None and row["bot_token"] is None and row["user_token"],
           "the installation keeps its user token, loses the bot's")
+    eq(count(db, "slack_installations", "oauth_response is not null"), 0,
+       "rows still holding Slack's answer, with the bot token in it")
     event(ctx, event_envelope({"type": "tokens_revoked",
                                "tokens": {"oauth": [HUMAN_USER_ID]}}))
     eq(sdk_installation(db, "", TEAM_ID), None, "after tokens_revoked oauth")
