@@ -145,6 +145,7 @@ test: deps deploy-deps
 	$(MAKE) all unit fuzzers
 	$(MAKE) BUILD=build/asan CGIDIR=build/asan/cgi-bin BINDIR=build/asan/bin SAN=1 all unit fuzzers
 	$(MAKE) BUILD=build/tsan CGIDIR=build/tsan/cgi-bin BINDIR=build/tsan/bin SAN=thread all
+	$(MAKE) dist
 	python3 tests/run.py
 
 # The benchmark (bench/run.py, bench/RESULTS.md; issue 6), not part of

@@ -36,7 +36,7 @@ install -m 0644 "$ROOT/apache-example.conf" "$ROOT/htaccess-example" \
 	"$ROOT/nginx-example.conf" "$ROOT/nginx-spawn-fcgi-example.conf" \
 	"$DIR/examples/"
 install -m 0644 "$ROOT"/systemd/* "$DIR/examples/systemd/"
-install -m 0644 "$ROOT/dist/INSTALL" "$ROOT/VERSION" "$ROOT/SECURITY.md" "$DIR/"
+install -m 0644 "$ROOT/dist/INSTALL" "$ROOT/VERSION" "$ROOT/README.md" "$ROOT/SECURITY.md" "$DIR/"
 [ ! -e "$ROOT/LICENSE" ] || install -m 0644 "$ROOT/LICENSE" "$DIR/"
 for pkg in libcjson1 libfcgi0ldbl; do
 	f=/usr/share/doc/$pkg/copyright

@@ -614,13 +614,19 @@ LoadModule ssl_module {mods}/mod_ssl.so
 APACHE_MODS = "/usr/lib/apache2/modules"
 
 
-def start_apache(w, extra):
+def start_apache(w, extra, home=None):
+    """Apache with extra configuration; home=(dir, mountpoint): in a mount
+    namespace of its own where dir is mounted on mountpoint."""
     os.makedirs(w.p("apache"))
     conf = w.p("apache", "httpd.conf")
     with open(conf, "w") as f:
         f.write(APACHE_MAIN.format(dir=w.dir, port=w.port, mods=APACHE_MODS,
                                    extra=extra))
     argv = ["apache2", "-d", w.p("apache"), "-f", conf]
+    if home is not None:
+        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh",
+                home[0], home[1]] + argv
     t = subprocess.run(argv + ["-t"], capture_output=True, text=True)
     check(t.returncode == 0, "apache2 -t: " + (t.stderr + t.stdout).strip()[-400:])
     p = w.spawn(argv + ["-DFOREGROUND"], log=w.p("var/log/apache2/stderr.log"))
@@ -658,32 +664,47 @@ def apache_fcgid(w):
     ] + event_log("var/log/apache2/error.log"), [w.p("var/log")])
 
 
+def dist_tarball():
+    """The `make dist` tarball (make test builds it)."""
+    with open(os.path.join(ROOT, "VERSION")) as f:
+        v = f.read().strip()
+    path = os.path.join(ROOT, "build", "dist", "slack-oauth-fcgi-%s-linux-%s"
+                        ".tar.gz" % (v, os.uname().machine))
+    check(os.path.exists(path), "%s is missing: run make dist" % path)
+    return path
+
+
 def apache_cgi_htaccess(w):
-    """Shared hosting: the programs built with the config file's place
-    compiled in, as the example says, under a document root with the
-    example as its .htaccess; the host's log honours "dontlog"."""
+    """Shared hosting: the `make dist` tarball unpacked in the home of the
+    user the programs run as, its cgi-bin/ renamed to public_html/slack
+    and htaccess-example to .htaccess there, as its INSTALL says; the
+    config file in ~/.config/slack-oauth/, found from the password
+    database (mod_cgid passes no HOME, as suexec does not). www-data
+    stands for the customer: Apache runs in a mount namespace of its own
+    where the test's home directory is mounted on www-data's home,
+    /var/www. The host's log honours "dontlog"."""
     text = w.example("htaccess-example")
-    home = w.p("home/alice")
-    etc = home + "/etc/slack-oauth"
-    os.makedirs(etc)
-    os.makedirs(home + "/public_html/slack")
-    os.makedirs(home + "/slack-oauth")
-    os.chown(home + "/slack-oauth", w.uid, w.gid)
-    os.chmod(home + "/slack-oauth", 0o700)
-    build = w.p("build")
-    r = subprocess.run(["make", "-s", "-j2", "SYSCONFDIR=" + etc, "BUILD=" + build,
-                        "CGIDIR=" + build + "/cgi-bin",
-                        build + "/cgi-bin/slack-install",
-                        build + "/cgi-bin/slack-oauth-redirect",
-                        build + "/cgi-bin/slack-events"],
-                       cwd=ROOT, capture_output=True, text=True)
-    check(r.returncode == 0, "make SYSCONFDIR=…: " + r.stderr[-400:])
-    w.install_programs(src=build + "/cgi-bin", dest=home + "/public_html/slack",
-                       names={"slack-install": "install",
-                              "slack-oauth-redirect": "oauth_redirect",
-                              "slack-events": "events"})
-    shutil.copy(os.path.join(ROOT, "htaccess-example"),
-                home + "/public_html/slack/.htaccess")
+    home = w.p("home/alice")           # the customer's home, seen from here
+    inside = pwd.getpwuid(w.uid).pw_dir   # and as the programs see it
+    os.makedirs(home + "/public_html")
+    r = subprocess.run(["tar", "-xzf", dist_tarball(), "-C", home],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, "tar: " + r.stderr[-300:])
+    top = glob.glob(home + "/slack-oauth-fcgi-*")
+    check(len(top) == 1, "the tarball's top directory: %r" % top)
+    # INSTALL's two renames, and its directories.
+    os.rename(top[0] + "/cgi-bin", home + "/public_html/slack")
+    os.rename(home + "/public_html/slack/htaccess-example",
+              home + "/public_html/slack/.htaccess")
+    with open(home + "/public_html/slack/.htaccess") as f:
+        check(f.read() == text, "the tarball's htaccess-example is not "
+              "the repository's")
+    for d in ("slack-oauth", ".config/slack-oauth"):
+        os.makedirs(home + "/" + d, mode=0o700)
+    for dirpath, dirs, names in os.walk(home):
+        for n in dirs + names:
+            os.lchown(os.path.join(dirpath, n), w.uid, w.gid)
+    os.chown(home, w.uid, w.gid)
     # The config file as the example shows it, with the fake's secret, our
     # signing secret and, for the test only, the fake's addresses.
     m = re.search(r"slack-oauth\.conf \(chmod 0600\), for example:\n#\n"
@@ -695,16 +716,17 @@ def apache_cgi_htaccess(w):
         check(any(placeholder in ln for ln in sample),
               "htaccess-example: the config file sample has no %s"
               % placeholder)
-    sample = [w.subst(ln).replace("<the app's client secret>", SECRET)
+    sample = [ln.replace("/home/alice", inside)
+              .replace("<the app's client secret>", SECRET)
               .replace("<the app's signing secret>", SIGNING_SECRET)
               for ln in sample]
     w.start_fake(client_id_of(m.group(1)))
-    # suexec would run the programs as alice, the file's owner, 0600; here
-    # www-data stands for alice.
-    w.write_config(etc + "/slack-oauth.conf", sample + w.fake_lines(),
-                   owner_uid=w.uid, mode=0o600)
+    w.write_config(home + "/.config/slack-oauth/slack-oauth.conf",
+                   sample + w.fake_lines(), owner_uid=w.uid, group_gid=w.gid,
+                   mode=0o600)
     host = """\
 LoadModule cgid_module {m}/mod_cgid.so
+LoadModule rewrite_module {m}/mod_rewrite.so
 ScriptSock {d}/run/cgid.sock
 LogFormat "%h %l %u %t \\"%r\\" %>s %O \\"%{{Referer}}i\\" \\"%{{User-Agent}}i\\"" combined
 <VirtualHost 127.0.0.1:{port}>
@@ -719,9 +741,14 @@ LogFormat "%h %l %u %t \\"%r\\" %>s %O \\"%{{Referer}}i\\" \\"%{{User-Agent}}i\\
     </Directory>
     CustomLog {d}/var/log/apache2/access.log combined env=!dontlog
 </VirtualHost>
-""".format(m=APACHE_MODS, d=w.dir, port=w.port, home=home)
-    start_apache(w, host)
+""".format(m=APACHE_MODS, d=w.dir, port=w.port, home=inside)
+    start_apache(w, host, home=(home, inside))
     flow = run_flow(w)
+    # Nothing but the three programs is served from there.
+    for path in ("/slack/lib/libcjson.so.1", "/slack/lib/", "/slack/.htaccess",
+                 "/slack/slack-install.bak"):
+        st = request(w.port, path)[0]
+        check(st in (403, 404), "GET %s: status %d, want 403" % (path, st))
     db = home + "/slack-oauth/slack-oauth.db"
     check_stored(w, db)
     run_events(w, db, cgid=True)

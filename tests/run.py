@@ -88,6 +88,10 @@ SUITES = [
     # The example files under the real servers (Apache, nginx, fcgiwrap,
     # spawn-fcgi, systemd-socket-activate), and the flow in Chromium.
     ("deployments", [sys.executable, "tests/deploy.py"], {}),
+    # The `make dist` tarball (issue 14) in a minimal root without libcjson,
+    # libfcgi or /etc/slack-oauth, run as CGI by an unprivileged user with
+    # no HOME, configured from ~/.config; what its programs need (readelf).
+    ("shared hosting tarball", [sys.executable, "tests/dist.py"], {}),
     ("browser", [sys.executable, "tests/browser/run.py"], {}),
     # Hostile requests as CGI, FastCGI and through nginx + spawn-fcgi
     # (nginx-spawn-fcgi-example.conf); under ASan+UBSan as CGI and FastCGI.
