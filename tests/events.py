@@ -365,6 +365,10 @@ def not_json(ctx):
     r = post(ctx, {"type": "event_callback", "event": {"type": "message"}},
              ctype="Application/JSON; charset=utf-8")
     ok_empty(r, "application/json with a charset", "ignored")
+    # a backslash and "u0000" as text is no NUL
+    r = post(ctx, {"type": "event_callback",
+                   "event": {"type": "message", "text": "\\u0000"}})
+    ok_empty(r, "a message whose text is \\u0000", "ignored")
 
 
 # --------------------------------------------------------------- deletions
@@ -590,6 +594,8 @@ def malformed_installation(ctx):
         ("oauth a string", revoked(oauth="U1")),
         ("a bad user id", revoked(oauth=["U1", "u2"])),
         ("a bot id a number", revoked(bot=[1])),
+        ("a team with \\u0000", uninstalled(team_id=TEAM_ID + "\x00X")),
+        ("a user with \\u0000", revoked(oauth=[HUMAN_USER_ID + "\x00"])),
     ]
     for what, body in cases:
         r = post(ctx, body)
