@@ -776,7 +776,7 @@ admin_main(int argc, char **argv)
 	if (strcmp(cmd, "token") == 0) {
 		if (argc == 5 && strcmp(argv[2], "--user") == 0)
 			user = argv[3];
-		else if (argc != 3)
+		else if (argc != 3 || argv[2][0] == '-')
 			return usage();
 		return cmd_token(argv[argc - 1], user);
 	}

@@ -14,48 +14,69 @@ log_init(const char *prog)
 	progname = prog;
 }
 
-/* Appends s to line[*n..cap), escaping control bytes, bytes past ASCII,
- * quote and backslash, truncating with "..." when full. */
+/* A log line being built: at most LINE_MAX bytes and the newline. Once a
+ * value did not fit, it ends with "..." and takes nothing more. */
+#define LINE_MAX 1023
+struct line {
+	char p[LINE_MAX + 1];
+	size_t n;
+	int full;
+};
+
+/* Room for one more byte, keeping 3 for the "..." of a cut line. */
+static int
+room(struct line *l)
+{
+	if (l->full)
+		return 0;
+	if (l->n + 3 < LINE_MAX)
+		return 1;
+	memcpy(l->p + l->n, "...", 3);
+	l->n += 3;
+	l->full = 1;
+	return 0;
+}
+
+/* Appends s, escaping control bytes, bytes past ASCII, quote and
+ * backslash as \xNN (an escape is never cut). */
 static void
-put_escaped(char *line, size_t *n, size_t cap, const char *s)
+put_escaped(struct line *l, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char c;
 
-	for (; *s != '\0'; s++) {
-		if (*n + 8 >= cap) {
-			memcpy(line + *n, "...", 3);
-			*n += 3;
+	for (; *s != '\0' && room(l); s++) {
+		c = (unsigned char)*s;
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			l->p[l->n++] = (char)c;
+			continue;
+		}
+		if (l->n + 4 + 3 > LINE_MAX) { /* no room for it and "..." */
+			memcpy(l->p + l->n, "...", 3);
+			l->n += 3;
+			l->full = 1;
 			return;
 		}
-		c = (unsigned char)*s;
-		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-			line[(*n)++] = '\\';
-			line[(*n)++] = 'x';
-			line[(*n)++] = hex[c >> 4];
-			line[(*n)++] = hex[c & 15];
-		} else
-			line[(*n)++] = (char)c;
+		l->p[l->n++] = '\\';
+		l->p[l->n++] = 'x';
+		l->p[l->n++] = hex[c >> 4];
+		l->p[l->n++] = hex[c & 15];
 	}
 }
 
 static void
-put_raw(char *line, size_t *n, size_t cap, const char *s)
+put_raw(struct line *l, const char *s)
 {
-	size_t k = strlen(s);
-
-	if (k > cap - 8 - *n)
-		k = cap - 8 - *n;
-	memcpy(line + *n, s, k);
-	*n += k;
+	for (; *s != '\0' && room(l); s++)
+		l->p[l->n++] = *s;
 }
 
 static void
-emit(char *line, size_t n)
+emit(struct line *l)
 {
-	line[n++] = '\n';
+	l->p[l->n++] = '\n';
 	/* One write, so that concurrent processes do not interleave lines. */
-	if (write(STDERR_FILENO, line, n) < 0)
+	if (write(STDERR_FILENO, l->p, l->n) < 0)
 		return;
 }
 
@@ -63,45 +84,44 @@ void
 log_request(const char *outcome, int status, const char *team,
     const char *enterprise, double ms, const char *detail)
 {
-	char line[1024], num[21];
+	struct line l = { .n = 0 };
+	char num[21];
 	long long tenths = ms > 0 ? (long long)(ms * 10 + 0.5) : 0;
-	size_t n = 0, cap = sizeof(line) - 1;
 
-	put_raw(line, &n, cap, progname);
-	put_raw(line, &n, cap, ": outcome=");
-	put_escaped(line, &n, cap, outcome);
-	put_raw(line, &n, cap, " status=");
+	put_raw(&l, progname);
+	put_raw(&l, ": outcome=");
+	put_escaped(&l, outcome);
+	put_raw(&l, " status=");
 	dec_str(status > 0 ? (unsigned)status : 0, num);
-	put_raw(line, &n, cap, num);
-	put_raw(line, &n, cap, " team=");
-	put_escaped(line, &n, cap, team != NULL && *team ? team : "-");
-	put_raw(line, &n, cap, " enterprise=");
-	put_escaped(line, &n, cap,
-	    enterprise != NULL && *enterprise ? enterprise : "-");
-	put_raw(line, &n, cap, " ms=");
+	put_raw(&l, num);
+	put_raw(&l, " team=");
+	put_escaped(&l, team != NULL && *team ? team : "-");
+	put_raw(&l, " enterprise=");
+	put_escaped(&l, enterprise != NULL && *enterprise ? enterprise : "-");
+	put_raw(&l, " ms=");
 	dec_str((unsigned long long)tenths / 10, num);
-	put_raw(line, &n, cap, num);
+	put_raw(&l, num);
 	num[0] = '.', num[1] = (char)('0' + tenths % 10), num[2] = '\0';
-	put_raw(line, &n, cap, num);
+	put_raw(&l, num);
 	if (detail != NULL && *detail != '\0') {
-		put_raw(line, &n, cap, " detail=\"");
-		put_escaped(line, &n, cap, detail);
-		put_raw(line, &n, cap, "\"");
+		put_raw(&l, " detail=\"");
+		put_escaped(&l, detail);
+		put_raw(&l, "\"");
 	}
-	emit(line, n);
+	emit(&l);
 }
 
 static void
 vlog(const char *kind, const char *fmt, va_list ap)
 {
-	char msg[768], line[1024];
-	size_t n = 0, cap = sizeof(line) - 1;
+	struct line l = { .n = 0 };
+	char msg[768];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	put_raw(line, &n, cap, progname);
-	put_raw(line, &n, cap, kind);
-	put_escaped(line, &n, cap, msg);
-	emit(line, n);
+	put_raw(&l, progname);
+	put_raw(&l, kind);
+	put_escaped(&l, msg);
+	emit(&l);
 }
 
 void

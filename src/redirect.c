@@ -23,6 +23,7 @@ enum herr {
 	HERR_STATE, /* state missing, forged, expired, used, not the cookie's */
 	HERR_CODE,  /* Slack refused the code */
 	HERR_SLACK_PARAM, /* error=<anything else> */
+	HERR_SLACK_OTHER, /* the same, not of the shape of Slack's codes */
 	HERR_UPSTREAM,    /* Slack failed or answered nonsense */
 	HERR_INTERNAL,    /* configuration refused by Slack, storage failure */
 	HERR_BUSY,        /* database locked past the busy timeout */
@@ -49,6 +50,8 @@ static const struct {
 	    "<p>The authorization has expired or was already used.</p>\n" },
 	[HERR_SLACK_PARAM] = { "slack_error", 400, "Slack reported an error",
 	    "<p>Slack ended the installation with the error <code>%s</code>.</p>\n" },
+	[HERR_SLACK_OTHER] = { "slack_error", 400, "Slack reported an error",
+	    "<p>Slack ended the installation with an error.</p>\n" },
 	[HERR_UPSTREAM] = { "slack_error", 502,
 	    "Slack could not complete the installation",
 	    "<p>Slack did not answer as expected. Nothing was installed; "
@@ -82,6 +85,16 @@ failure_url(struct buf *u, const char *base, const char *reason)
 	return 0;
 }
 
+/* [a-z_]{1,64}: the shape of Slack's error codes. */
+static int
+is_error_code(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= 64 &&
+	    strspn(s, "abcdefghijklmnopqrstuvwxyz_") == n;
+}
+
 static void
 fail(struct ctx *c, const struct conf *conf, enum herr e, const char *detail,
     const char *arg)
@@ -109,6 +122,10 @@ fail(struct ctx *c, const struct conf *conf, enum herr e, const char *detail,
 	if (e == HERR_BUSY)
 		resp_header(&c->resp, "Retry-After", LIM_RETRY_AFTER);
 	/* Both fixed strings: the text, then the link. */
+	/* Slack's error codes are [a-z_]; anything else in the query is
+	 * someone's text, not shown on our page. */
+	if (e == HERR_SLACK_PARAM && !is_error_code(arg))
+		e = HERR_SLACK_OTHER;
 	snprintf(text, sizeof(text), "%s%s", herrs[e].text, start_again);
 	if (e == HERR_SLACK_PARAM)
 		page(c, herrs[e].status, herrs[e].title, text, arg,

@@ -15,6 +15,7 @@
 #include "html.h"
 #include "installation.h"
 #include "lim.h"
+#include "log.h"
 #include "req.h"
 #include "resp.h"
 #include "sha256.h"
@@ -182,6 +183,60 @@ test_utf8_text(void)
 			printf("  case %zu\n", i);
 			CHECK(is_utf8_text(t[i].s, t[i].max) == t[i].ok);
 		}
+}
+
+/* What log_request wrote to stderr for one call, into out. */
+static size_t
+log_line_of(const char *detail, char *out, size_t cap)
+{
+	FILE *f = tmpfile();
+	int saved = dup(2);
+	size_t n;
+
+	if (f == NULL || saved == -1)
+		return 0;
+	fflush(stderr);
+	dup2(fileno(f), 2);
+	log_request("ok", 200, "T1", NULL, 1.5, detail);
+	dup2(saved, 2);
+	close(saved);
+	rewind(f);
+	n = fread(out, 1, cap, f);
+	fclose(f);
+	return n;
+}
+
+static void
+test_log_line_cut(void)
+{
+	static char detail[4096], line[8192];
+	const char *d;
+	size_t n, i;
+
+	/* A detail that fills the line, plain and all escapes, at every
+	 * length around the cap: one line of at most 1024 bytes, "..." and
+	 * the newline at its end, nothing past it. */
+	for (i = 900; i < 1100; i++) {
+		memset(detail, i % 2 ? 'a' : '\x1b', i);
+		detail[i] = '\0';
+		n = log_line_of(detail, line, sizeof(line));
+		CHECK(n > 0 && n <= 1024);
+		CHECK(line[n - 1] == '\n');
+		CHECK(memchr(line, '\n', n) == line + n - 1);
+		CHECK(memchr(line, '\0', n) == NULL);
+		/* Whole, or cut near the cap. */
+		if (memcmp(line + n - 2, "\"\n", 2) == 0) {
+			d = strstr(line, "detail=\"");
+			CHECK(d != NULL &&
+			    (size_t)(line + n - 2 - d - 8) ==
+				(i % 2 ? i : 4 * i));
+		} else
+			CHECK(memcmp(line + n - 4, "...\n", 4) == 0 &&
+			    n >= 1024 - 8);
+	}
+	n = log_line_of("short", line, sizeof(line));
+	CHECK(n > 7 && memcmp(line + n - 8, "\"short\"\n", 8) == 0);
+	log_init("unit");
 }
 
 static void
@@ -1213,6 +1268,7 @@ main(void)
 	RUN(test_b64url);
 	RUN(test_ct_streq);
 	RUN(test_utf8_text);
+	RUN(test_log_line_cut);
 	RUN(test_num_parse);
 	RUN(test_sha256);
 	RUN(test_hmac_sha256);
