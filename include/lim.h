@@ -19,13 +19,17 @@
 #define LIM_COOKIE_NAME 64
 #define LIM_APP_NAME    80 /* characters of SLACK_APP_NAME */
 
-#define LIM_SLACK_BODY (1024 * 1024) /* bytes of one Slack API answer */
-#define LIM_PAGE       (64 * 1024)   /* bytes of one HTML page */
-#define LIM_HEADERS    8192          /* bytes of all response headers */
+#define LIM_SLACK_BODY   (1024 * 1024) /* bytes of one Slack API answer */
+#define LIM_JSON_DEPTH   64   /* nesting of Slack's JSON, answers and events */
+#define LIM_SLACK_ID     64   /* bytes of an id Slack gives */
+#define LIM_SLACK_TOKEN  1024 /* bytes of a token or refresh token */
+#define LIM_SLACK_SCOPES 4096 /* bytes of a scope list */
+#define LIM_PAGE         (64 * 1024) /* bytes of one HTML page */
+#define LIM_PAGE_NAME    100         /* characters of a name shown on a page */
+#define LIM_HEADERS      8192        /* bytes of all response headers */
 
 #define LIM_EVENT_BODY    (1024 * 1024) /* bytes of an Events API request */
 #define LIM_EVENT_SKEW    300  /* seconds a signed timestamp may be off */
-#define LIM_EVENT_DEPTH   64   /* JSON nesting of an event */
 #define LIM_CHALLENGE     128  /* bytes of url_verification's challenge */
 #define LIM_EVENT_BUSY_MS 2000 /* busy timeout: Slack waits 3 s */
 

@@ -49,9 +49,31 @@ int hex_decode(const char *s, unsigned char *out, size_t n);
 /* Returns 1 if s holds a byte < 0x20 or 0x7f, else 0. */
 int has_ctl(const char *s);
 
-/* Returns 1 if s is valid UTF-8 (shortest forms, no surrogates) of 1..max
- * characters, none of them a control character (C0, DEL or C1). */
+/* The length of the UTF-8 sequence that starts s, its code point in *cp;
+ * 0 when the bytes there are not one (a stray byte, an overlong form, a
+ * surrogate, past U+10FFFF, cut short). */
+size_t utf8_seq(const char *s, unsigned long *cp);
+
+/* Returns 1 if s is valid UTF-8 of 1..max characters, none of them a
+ * control character (C0, DEL or C1). */
 int is_utf8_text(const char *s, size_t max);
+
+/* Appends s for a terminal: printable UTF-8 as it is; control characters,
+ * backslashes and bytes that are not UTF-8 as \xNN. 0 or -1. */
+int text_terminal(struct buf *, const char *s);
+
+/* Appends s as valid UTF-8 without DEL or C1 controls: each of those, and
+ * each byte that is not UTF-8, becomes U+FFFD. C0 controls stay, for a
+ * JSON writer, which escapes them. 0 or -1. */
+int text_json(struct buf *, const char *s);
+
+/* Copies the first max characters of s (UTF-8, up to its first invalid
+ * byte) into out, of cap bytes, with "…" after them when s had more. */
+void utf8_cut(const char *s, size_t max, char *out, size_t cap);
+
+/* Returns 1 if the JSON text p[0..n) holds no \u0000 escape (cJSON would
+ * end the string there) and nests at most max levels (cJSON recurses). */
+int json_is_plain(const char *p, size_t n, int max);
 
 /* Returns 1 if every byte of s is printable ASCII (space included). */
 int is_ascii(const char *s);

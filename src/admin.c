@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "admin.h"
+#include "buf.h"
 #include "conf.h"
 #include "db.h"
 #include "installation.h"
@@ -23,6 +24,7 @@
 #define PROG           "slack-oauth"
 #define REFRESH_WINDOW 7200
 #define ADMIN_BUSY_MS  30000
+#define TEXT_MAX       (4 * LIM_SLACK_BODY) /* a stored value, escaped */
 
 static const char usage_text[] =
     "usage: " PROG " check\n"
@@ -224,10 +226,43 @@ out:
 	return rc;
 }
 
+/* A stored value as a JSON string: valid UTF-8 whatever the row holds
+ * (another program may have written it), so that the output is JSON. */
 static cJSON *
 json_str(const char *s)
 {
-	return s != NULL ? cJSON_CreateString(s) : cJSON_CreateNull();
+	struct buf b;
+	cJSON *v;
+
+	if (s == NULL)
+		return cJSON_CreateNull();
+	buf_init(&b, TEXT_MAX);
+	v = text_json(&b, s) == 0 ? cJSON_CreateString(buf_str(&b)) : NULL;
+	buf_free(&b);
+	return v;
+}
+
+/* One line of `list` for a terminal: whatever a stored value holds
+ * (escape sequences, bytes that are not UTF-8) is written as \xNN. */
+static void line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void
+line(const char *fmt, ...)
+{
+	struct buf b;
+	va_list ap;
+	char *text;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&text, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	buf_init(&b, TEXT_MAX);
+	if (text_terminal(&b, text) == 0)
+		printf("%s\n", buf_str(&b));
+	buf_free(&b);
+	free(text);
 }
 
 static cJSON *
@@ -297,35 +332,35 @@ list_text(void *arg, const struct installation *in)
 
 	if ((*count)++ > 0)
 		putchar('\n');
-	printf("%s (%s)%s\n", org ? in->enterprise_id : in->team_id,
+	line("%s (%s)%s", org ? in->enterprise_id : in->team_id,
 	    org ? (in->enterprise_name ? in->enterprise_name : "-")
 		: (in->team_name ? in->team_name : "-"),
 	    org ? ", org-wide" : "");
 	if (!org && in->enterprise_id != NULL && *in->enterprise_id)
-		printf("  enterprise:   %s (%s)\n", in->enterprise_id,
+		line("  enterprise:   %s (%s)", in->enterprise_id,
 		    in->enterprise_name ? in->enterprise_name : "-");
-	printf("  app:          %s\n", in->app_id ? in->app_id : "-");
+	line("  app:          %s", in->app_id ? in->app_id : "-");
 	if (in->bot_token != NULL) {
 		mask(in->bot_token, m, sizeof(m));
 		when(in->bot_expires_at, t, sizeof(t));
-		printf("  bot token:    %s (bot %s, user %s), expires %s\n", m,
+		line("  bot token:    %s (bot %s, user %s), expires %s", m,
 		    in->bot_id && *in->bot_id ? in->bot_id : "-",
 		    in->bot_user_id ? in->bot_user_id : "-", t);
-		printf("  bot scopes:   %s\n",
+		line("  bot scopes:   %s",
 		    in->bot_scopes ? in->bot_scopes : "-");
 	}
 	if (in->user_token != NULL) {
 		mask(in->user_token, m, sizeof(m));
 		when(in->user_expires_at, t, sizeof(t));
-		printf("  user token:   %s (user %s), expires %s\n", m,
+		line("  user token:   %s (user %s), expires %s", m,
 		    in->user_id ? in->user_id : "-", t);
-		printf("  user scopes:  %s\n",
+		line("  user scopes:  %s",
 		    in->user_scopes ? in->user_scopes : "-");
 	} else
-		printf("  installed by: %s\n", in->user_id ? in->user_id : "-");
+		line("  installed by: %s", in->user_id ? in->user_id : "-");
 	if (in->webhook_channel != NULL)
-		printf("  webhook:      %s\n", in->webhook_channel);
-	printf("  installed at: %s UTC\n",
+		line("  webhook:      %s", in->webhook_channel);
+	line("  installed at: %s UTC",
 	    in->installed_at ? in->installed_at : "-");
 	return 0;
 }
@@ -408,6 +443,14 @@ cmd_token(const char *id, const char *user)
 			complain("no user token for user %s in %s", user, id);
 		else
 			complain("no bot token for %s", id);
+		goto out;
+	}
+	/* Printed for a shell to use: never a value with a control byte or
+	 * a space in it (a row another program wrote, or an old one). */
+	if (!is_token_ascii(token, LIM_SLACK_TOKEN)) {
+		complain("the stored token of %s is malformed (not printable "
+			 "ASCII without spaces): not printed",
+		    id);
 		goto out;
 	}
 	if (exp > 0 && exp <= now_unix()) {

@@ -145,35 +145,6 @@ is_json_type(const char *t)
 	return n == 16 && strncasecmp(t, "application/json", 16) == 0;
 }
 
-/* What cJSON would take in silently: nesting deeper than max (it
- * recurses), or a \u0000 escape (it would end the string there, so that
- * "T1\u0000X" read as the id T1). 1 when the body has neither. */
-static int
-json_plain(const char *p, size_t n, int max)
-{
-	int depth = 0, in_str = 0;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		if (in_str) {
-			if (p[i] == '\\') {
-				if (n - i > 5 && p[i + 1] == 'u' &&
-				    memcmp(p + i + 2, "0000", 4) == 0)
-					return 0;
-				i++;
-			} else if (p[i] == '"')
-				in_str = 0;
-		} else if (p[i] == '"')
-			in_str = 1;
-		else if (p[i] == '{' || p[i] == '[') {
-			if (++depth > max)
-				return 0;
-		} else if (p[i] == '}' || p[i] == ']')
-			depth--;
-	}
-	return 1;
-}
-
 static const cJSON *
 get(const cJSON *o, const char *key)
 {
@@ -353,7 +324,7 @@ handle_events(struct ctx *c)
 		goto out;
 	}
 	if (memchr(body.p, '\0', body.len) != NULL ||
-	    !json_plain(body.p, body.len, LIM_EVENT_DEPTH) ||
+	    !json_is_plain(body.p, body.len, LIM_JSON_DEPTH) ||
 	    (root = cJSON_ParseWithLengthOpts(body.p, body.len + 1, NULL, 1)) ==
 		NULL ||
 	    !cJSON_IsObject(root)) {

@@ -252,6 +252,7 @@ succeed(struct ctx *c, const struct conf *conf, const struct installation *in)
 	const char *name =
 	    conf->v[CONF_APP_NAME] != NULL ? conf->v[CONF_APP_NAME] : "The app";
 	struct buf a, b;
+	char shown[4 * LIM_PAGE_NAME + 4];
 
 	if (conf->v[CONF_SUCCESS_URL] != NULL) {
 		resp_redirect(&c->resp, conf->v[CONF_SUCCESS_URL]);
@@ -261,6 +262,10 @@ succeed(struct ctx *c, const struct conf *conf, const struct installation *in)
 	buf_init(&b, 1024);
 	if (in->is_enterprise_install || in->team_id == NULL ||
 	    *in->team_id == '\0') {
+		/* A name of any length is kept; the page shows its start. */
+		utf8_cut(in->enterprise_name != NULL ? in->enterprise_name
+						     : in->enterprise_id,
+		    LIM_PAGE_NAME, shown, sizeof(shown));
 		buf_puts(&a, "https://app.slack.com/manage/");
 		buf_puts(&a, in->enterprise_id);
 		buf_puts(&a, "/integrations/profile/");
@@ -271,10 +276,7 @@ succeed(struct ctx *c, const struct conf *conf, const struct installation *in)
 		    "organization.</p>\n"
 		    "<p>Next, choose the workspaces that may use it.</p>\n"
 		    "<p><a class=\"button\" href=\"%s\">Add it to workspaces</a></p>\n",
-		    name,
-		    in->enterprise_name != NULL ? in->enterprise_name
-						: in->enterprise_id,
-		    buf_str(&a));
+		    name, shown, buf_str(&a));
 	} else {
 		buf_puts(&a, "slack://app?team=");
 		buf_puts(&a, in->team_id);
@@ -282,13 +284,14 @@ succeed(struct ctx *c, const struct conf *conf, const struct installation *in)
 		buf_puts(&a, in->app_id);
 		buf_puts(&b, "https://app.slack.com/client/");
 		buf_puts(&b, in->team_id);
+		utf8_cut(in->team_name != NULL ? in->team_name : in->team_id,
+		    LIM_PAGE_NAME, shown, sizeof(shown));
 		page(c, 200, "Installation complete",
 		    "<p>%s is installed in the <strong>%s</strong> workspace.</p>\n"
 		    "<p><a class=\"button\" href=\"%s\">Open Slack</a></p>\n"
 		    "<p class=\"small\">Or <a href=\"%s\">open Slack in your "
 		    "browser</a>.</p>\n",
-		    name, in->team_name != NULL ? in->team_name : in->team_id,
-		    buf_str(&a), buf_str(&b));
+		    name, shown, buf_str(&a), buf_str(&b));
 	}
 	buf_free(&a);
 	buf_free(&b);

@@ -1,3 +1,4 @@
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,6 +223,88 @@ get_bool(const cJSON *o, const char *name, int *dst)
 	return 0;
 }
 
+/* The shapes of the values we keep and send on (a token goes out as a
+ * header line; an id into a URL and the log). */
+enum shape { SH_ID, SH_TOKEN, SH_TYPE, SH_SCOPES, SH_URL, SH_NAME };
+
+static int
+shaped(const char *s, enum shape sh)
+{
+	switch (sh) {
+	case SH_ID:
+		return *s == '\0' || is_token_ascii(s, LIM_SLACK_ID);
+	case SH_TOKEN:
+		return is_token_ascii(s, LIM_SLACK_TOKEN);
+	case SH_TYPE:
+		return *s == '\0' || is_token_ascii(s, 32);
+	case SH_SCOPES:
+		return *s == '\0' || is_token_ascii(s, LIM_SLACK_SCOPES);
+	case SH_URL:
+		return *s == '\0' ||
+		    (strncmp(s, "https://", 8) == 0 &&
+			is_token_ascii(s, LIM_CONF_VALUE));
+	case SH_NAME:
+		return *s == '\0' || is_utf8_text(s, (size_t)-1);
+	}
+	return 0;
+}
+
+/* The first field of in not of its shape, or NULL. */
+static const char *
+misshapen(const struct installation *in)
+{
+#define F(field, sh)                                                           \
+	{                                                                      \
+		offsetof(struct installation, field), sh, #field               \
+	}
+	static const struct {
+		size_t off;
+		enum shape sh;
+		const char *name;
+	} f[] = {
+		F(app_id, SH_ID),
+		F(enterprise_id, SH_ID),
+		F(enterprise_name, SH_NAME),
+		F(enterprise_url, SH_URL),
+		F(team_id, SH_ID),
+		F(team_name, SH_NAME),
+		F(bot_token, SH_TOKEN),
+		F(bot_id, SH_ID),
+		F(bot_user_id, SH_ID),
+		F(bot_scopes, SH_SCOPES),
+		F(bot_refresh_token, SH_TOKEN),
+		F(user_id, SH_ID),
+		F(user_token, SH_TOKEN),
+		F(user_scopes, SH_SCOPES),
+		F(user_refresh_token, SH_TOKEN),
+		F(webhook_url, SH_URL),
+		F(webhook_channel, SH_NAME),
+		F(webhook_channel_id, SH_ID),
+		F(webhook_configuration_url, SH_URL),
+		F(token_type, SH_TYPE),
+	};
+#undef F
+	const char *v;
+	size_t i;
+
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if ((v = *(char *const *)((const char *)in + f[i].off)) !=
+			NULL &&
+		    !shaped(v, f[i].sh))
+			return f[i].name;
+	return NULL;
+}
+
+/* Slack's answer as cJSON, or NULL: also for a \u0000 escape, which would
+ * cut a value short unseen, and for nesting deeper than any answer. */
+static cJSON *
+parse(const char *json, size_t len)
+{
+	if (!json_is_plain(json, len, LIM_JSON_DEPTH))
+		return NULL;
+	return cJSON_ParseWithLength(json, len);
+}
+
 enum slack_res
 slack_parse_access(const char *json, size_t len, int64_t now,
     struct installation *in, char *why, size_t whylen)
@@ -229,11 +312,11 @@ slack_parse_access(const char *json, size_t len, int64_t now,
 	const cJSON *ok, *team, *ent, *user, *hook, *err;
 	cJSON *root;
 	enum slack_res res = SLACK_FAIL;
-	const char *what = "not JSON";
+	const char *what = "not JSON (without \\u0000, nested 64 deep at most)";
+	char shape[64];
 
 	memset(in, 0, sizeof(*in));
-	if ((root = cJSON_ParseWithLength(json, len)) == NULL ||
-	    !cJSON_IsObject(root))
+	if ((root = parse(json, len)) == NULL || !cJSON_IsObject(root))
 		goto fail;
 	what = "no boolean \"ok\"";
 	if (!cJSON_IsBool(ok = cJSON_GetObjectItemCaseSensitive(root, "ok")))
@@ -298,12 +381,11 @@ slack_parse_access(const char *json, size_t len, int64_t now,
 	what = "no access token";
 	if (in->bot_token == NULL && in->user_token == NULL)
 		goto fail;
-	what = "an id that is not printable ASCII";
-	if ((in->team_id != NULL && !is_token_ascii(in->team_id, 64)) ||
-	    (in->enterprise_id != NULL &&
-		!is_token_ascii(in->enterprise_id, 64)) ||
-	    !is_token_ascii(in->app_id, 64))
+	if ((what = misshapen(in)) != NULL) {
+		snprintf(shape, sizeof(shape), "a malformed %s", what);
+		what = shape;
 		goto fail;
+	}
 	if ((in->oauth_response = strndup(json, len)) == NULL) {
 		what = "out of memory";
 		goto fail;
@@ -329,7 +411,7 @@ slack_parse_auth_test(const char *json, size_t len, struct installation *in,
 	char *bot_id = NULL, *url = NULL;
 	int rc = -1;
 
-	if ((root = cJSON_ParseWithLength(json, len)) == NULL ||
+	if ((root = parse(json, len)) == NULL ||
 	    !cJSON_IsBool(ok = cJSON_GetObjectItemCaseSensitive(root, "ok"))) {
 		snprintf(why, whylen, "auth.test: unexpected answer");
 		goto out;
@@ -346,6 +428,12 @@ slack_parse_auth_test(const char *json, size_t len, struct installation *in,
 	    bot_id == NULL) {
 		snprintf(
 		    why, whylen, "auth.test: unexpected answer: no bot_id");
+		goto out;
+	}
+	if (!shaped(bot_id, SH_ID) || (url != NULL && !shaped(url, SH_URL))) {
+		snprintf(why, whylen,
+		    "auth.test: unexpected answer: a malformed %s",
+		    shaped(bot_id, SH_ID) ? "url" : "bot_id");
 		goto out;
 	}
 	free(in->bot_id);
@@ -429,7 +517,7 @@ slack_parse_refresh(const char *json, size_t len, int64_t now, const char *type,
 	enum slack_res res = SLACK_FAIL;
 
 	memset(out, 0, sizeof(*out));
-	if ((root = cJSON_ParseWithLength(json, len)) == NULL ||
+	if ((root = parse(json, len)) == NULL ||
 	    !cJSON_IsBool(ok = cJSON_GetObjectItemCaseSensitive(root, "ok"))) {
 		snprintf(why, whylen,
 		    "oauth.v2.access: unexpected answer: not JSON");
@@ -455,6 +543,14 @@ slack_parse_refresh(const char *json, size_t len, int64_t now, const char *type,
 		snprintf(why, whylen,
 		    "oauth.v2.access: unexpected answer: no token, "
 		    "refresh_token and expires_in");
+		goto out;
+	}
+	if (!shaped(out->token, SH_TOKEN) ||
+	    !shaped(out->refresh_token, SH_TOKEN) ||
+	    (out->scope != NULL && !shaped(out->scope, SH_SCOPES))) {
+		snprintf(why, whylen,
+		    "oauth.v2.access: unexpected answer: a malformed token, "
+		    "refresh_token or scope");
 		goto out;
 	}
 	if (tt == NULL || strcmp(tt, type) != 0) {
@@ -516,7 +612,7 @@ slack_revoke(void *http, const struct conf *c, const char *token, char *why,
 	buf_init(&body, LIM_SLACK_BODY);
 	if (post(http, c, "auth.revoke", "", token, &body, why, whylen) == -1)
 		goto out;
-	if ((root = cJSON_ParseWithLength(buf_str(&body), body.len)) == NULL ||
+	if ((root = parse(buf_str(&body), body.len)) == NULL ||
 	    !cJSON_IsBool(ok = cJSON_GetObjectItemCaseSensitive(root, "ok"))) {
 		snprintf(why, whylen, "auth.revoke: unexpected answer");
 		goto out;

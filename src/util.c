@@ -332,42 +332,137 @@ has_ctl(const char *s)
 	return 0;
 }
 
+size_t
+utf8_seq(const char *s, unsigned long *cp)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t more, i;
+
+	if (*p < 0x80)
+		*cp = *p, more = 0;
+	else if (*p >= 0xc2 && *p <= 0xdf)
+		*cp = *p & 0x1f, more = 1;
+	else if (*p >= 0xe0 && *p <= 0xef)
+		*cp = *p & 0x0f, more = 2;
+	else if (*p >= 0xf0 && *p <= 0xf4)
+		*cp = *p & 0x07, more = 3;
+	else
+		return 0;
+	for (i = 1; i <= more; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		*cp = *cp << 6 | (p[i] & 0x3f);
+	}
+	/* Overlong three- and four-byte forms, surrogates, past U+10FFFF. */
+	if ((more == 2 && (*cp < 0x800 || (*cp >= 0xd800 && *cp <= 0xdfff))) ||
+	    (more == 3 && (*cp < 0x10000 || *cp > 0x10ffff)))
+		return 0;
+	return more + 1;
+}
+
+/* C0, DEL and C1. */
+static int
+is_control(unsigned long cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
 int
 is_utf8_text(const char *s, size_t max)
 {
-	const unsigned char *p = (const unsigned char *)s;
 	unsigned long cp;
-	size_t chars = 0;
-	int more, i;
+	size_t n, chars = 0;
 
-	while (*p != '\0') {
-		if (*p < 0x80)
-			cp = *p, more = 0;
-		else if (*p >= 0xc2 && *p <= 0xdf)
-			cp = *p & 0x1f, more = 1;
-		else if (*p >= 0xe0 && *p <= 0xef)
-			cp = *p & 0x0f, more = 2;
-		else if (*p >= 0xf0 && *p <= 0xf4)
-			cp = *p & 0x07, more = 3;
-		else
-			return 0;
-		for (i = 1; i <= more; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return 0;
-			cp = cp << 6 | (p[i] & 0x3f);
-		}
-		/* Overlong three- and four-byte forms, surrogates, past
-		 * U+10FFFF; then the controls. */
-		if ((more == 2 &&
-			(cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-		    (more == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
-			return 0;
-		p += more + 1;
-		if (++chars > max)
+	for (; *s != '\0'; s += n) {
+		if ((n = utf8_seq(s, &cp)) == 0 || is_control(cp) ||
+		    ++chars > max)
 			return 0;
 	}
 	return chars > 0;
+}
+
+int
+text_terminal(struct buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	char esc[4] = { '\\', 'x', 0, 0 };
+	unsigned long cp;
+	size_t n;
+
+	for (; *s != '\0'; s += n)
+		if ((n = utf8_seq(s, &cp)) > 0 && !is_control(cp) &&
+		    cp != '\\') {
+			if (buf_add(b, s, n) == -1)
+				return -1;
+		} else {
+			/* The first byte alone; what follows is looked at
+			 * again. */
+			n = 1;
+			esc[2] = hex[(unsigned char)*s >> 4];
+			esc[3] = hex[(unsigned char)*s & 15];
+			if (buf_add(b, esc, 4) == -1)
+				return -1;
+		}
+	return 0;
+}
+
+int
+text_json(struct buf *b, const char *s)
+{
+	unsigned long cp;
+	size_t n;
+
+	for (; *s != '\0'; s += n)
+		if ((n = utf8_seq(s, &cp)) > 0 && (cp < 0x7f || cp > 0x9f)) {
+			if (buf_add(b, s, n) == -1)
+				return -1;
+		} else {
+			n = n > 0 ? n : 1;
+			if (buf_puts(b, "\xef\xbf\xbd") == -1) /* U+FFFD */
+				return -1;
+		}
+	return 0;
+}
+
+void
+utf8_cut(const char *s, size_t max, char *out, size_t cap)
+{
+	unsigned long cp;
+	size_t n, i = 0, chars = 0;
+
+	while (s[i] != '\0' && chars < max && (n = utf8_seq(s + i, &cp)) > 0 &&
+	    i + n + 4 <= cap)
+		i += n, chars++;
+	memcpy(out, s, i);
+	if (s[i] != '\0' && i + 4 <= cap) /* "…" */
+		memcpy(out + i, "\xe2\x80\xa6", 3), i += 3;
+	out[i] = '\0';
+}
+
+int
+json_is_plain(const char *p, size_t n, int max)
+{
+	int depth = 0, in_str = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (in_str) {
+			if (p[i] == '\\') {
+				if (n - i > 5 && p[i + 1] == 'u' &&
+				    memcmp(p + i + 2, "0000", 4) == 0)
+					return 0;
+				i++;
+			} else if (p[i] == '"')
+				in_str = 0;
+		} else if (p[i] == '"')
+			in_str = 1;
+		else if (p[i] == '{' || p[i] == '[') {
+			if (++depth > max)
+				return 0;
+		} else if (p[i] == '}' || p[i] == ']')
+			depth--;
+	}
+	return 1;
 }
 
 int
