@@ -471,6 +471,110 @@ def slack_answers_10mb_chunked(w):
                 {"size": 10 * 1024 * 1024, "chunked": True}, None, 3.0)
 
 
+# Slack's values are checked for their shape before anything is kept
+# (issue 15): each of these is a 502 with nothing stored.
+def _malformed(w, fields, what):
+    slack_fault(w, "oauth.v2.access", "wrong_types", {"fields": fields})
+
+
+@test
+def slack_token_with_crlf(w):
+    """A token is sent on as a header line and printed by `token`."""
+    _malformed(w, {"access_token": "xoxb-1\r\nX-Injected: yes"}, "CR LF")
+
+
+@test
+def slack_user_token_with_space(w):
+    _malformed(w, {"authed_user": {"id": "U0HUMAN01", "scope": "search:read",
+                                   "access_token": "xoxp-1 2",
+                                   "token_type": "user"}}, "a space")
+
+
+@test
+def slack_id_with_nul(w):
+    """cJSON would end the string at \u0000: T0TEAM001\u0000X stored as
+    T0TEAM001."""
+    _malformed(w, {"team": {"id": "T0TEAM001\u0000X",
+                            "name": TEAM_NAME}}, "\\u0000")
+
+
+@test
+def slack_name_with_escape_sequences(w):
+    _malformed(w, {"team": {"id": "T0TEAM001",
+                            "name": "\x1b]0;pwned\x07\x1b[2J"}}, "ESC")
+
+
+@test
+def slack_name_not_utf8(w):
+    body = (b'{"ok":true,"app_id":"A0APP0001","access_token":"xoxb-1-2",'
+            b'"token_type":"bot","scope":"chat:write","bot_user_id":'
+            b'"U0BOT0001","team":{"id":"T0TEAM001","name":"Caf\xe9 \xff"},'
+            b'"authed_user":{"id":"U0HUMAN01"}}')
+    slack_fault(w, "oauth.v2.access", "http_status",
+                {"status": 200, "body": body,
+                 "content_type": "application/json"})
+
+
+@test
+def slack_webhook_url_not_https(w):
+    _malformed(w, {"incoming_webhook": {
+        "url": "javascript:alert(1)", "channel": "#alerts",
+        "channel_id": "C0CHAN001",
+        "configuration_url": "https://example.slack.com/services/B1"}},
+        "a webhook URL")
+
+
+@test
+def slack_huge_team_name_kept(w):
+    """A name of a million characters: the install is kept, the page shows
+    its start."""
+    inst, red = w.server("install", 1), w.server("redirect", 2)
+    name = "Long \u00e9 " + "A" * 1000000
+    state = w.start(inst)
+    w.fs.team_name = name
+    try:
+        r = w.redirect(red, state, w.code())
+    finally:
+        w.fs.team_name = TEAM_NAME
+    w.show(r)
+    check(r.status == 200, "status %d, want 200 (log: %s)"
+          % (r.status, redact(" | ".join(r.lines("redirect")))))
+    shown = "Long \u00e9 " + "A" * 93 + "\u2026"
+    check(shown in r.text, "the page does not show the name's first 100 "
+          "characters and an ellipsis")
+    check(len(r.body) < 16384, "the page is %d bytes" % len(r.body))
+    con = sqlite3.connect(w.db, timeout=10)
+    try:
+        stored = con.execute("select team_name from slack_installations"
+                             ).fetchone()[0]
+    finally:
+        con.close()
+    check(stored == name, "the stored name is not Slack's (%d characters)"
+          % len(stored or ""))
+
+
+@test
+def slack_auth_test_bot_id_with_crlf(w):
+    """auth.test's bot_id of the wrong shape: the installation is kept with
+    bot_id '' and a warning, as for a failed auth.test."""
+    inst, red = w.server("install", 1), w.server("redirect", 2)
+    state = w.start(inst)
+    w.fs.fault("auth.test", "wrong_types", fields={"bot_id": "B1\r\nX: y"})
+    try:
+        r = w.redirect(red, state, w.code())
+    finally:
+        w.fs.fault("auth.test", None)
+    check(r.status == 200, "status %d, want 200" % r.status)
+    con = sqlite3.connect(w.db, timeout=10)
+    try:
+        bot_ids = [x[0] for x in con.execute("select bot_id from slack_bots")]
+    finally:
+        con.close()
+    check(bot_ids == [""], "bot_id stored: %r, want ['']" % bot_ids)
+    check("malformed bot_id" in r.log, "no warning naming the bot_id: %s"
+          % redact(r.log))
+
+
 @test
 def slack_auth_test_hangs(w):
     """auth.test hangs after a good exchange: the installation is stored
