@@ -1035,6 +1035,54 @@ def list_text_masked(ctx):
     check(not leaked(r.out), "list prints a secret: %s" % leaked(r.out))
 
 
+def _raw_admin(ctx, *args):
+    """The admin command's exit status and raw stdout (bytes)."""
+    e = ctx.base_env()
+    e.update(ctx.settings)
+    p = subprocess.run([ADMIN] + list(args), env=e, capture_output=True,
+                       timeout=60, cwd=ctx.tmp)
+    record_output("slack-oauth " + args[0], p.stdout.decode("utf-8",
+                                                            "replace"))
+    return p.returncode, p.stdout
+
+
+@test
+def list_escapes_stored_values(ctx):
+    """A row another program wrote, with escape sequences and bytes that
+    are not UTF-8 in its names: `list` writes them as \\xNN (nothing
+    reaches the terminal raw), `list --json` is valid UTF-8 JSON, and
+    `token` refuses to print a stored token holding CR LF."""
+    ctx.install("bot")
+    hostile = b"\x1b]0;pwned\x07\x1b[2J Caf\xe9 \xff\xfe \xc2\x9b1m"
+    con = sqlite3.connect(ctx.db)
+    try:
+        con.execute("update slack_installations set team_name = "
+                    "cast(? as text), enterprise_name = cast(? as text)",
+                    [hostile, hostile])
+        con.execute("update slack_bots set bot_token = ?",
+                    ["xoxb-1\r\nX-Injected: yes"])
+        con.commit()
+    finally:
+        con.close()
+    rc, out = _raw_admin(ctx, "list")
+    eq(rc, 0, "list")
+    for bad in (b"\x1b", b"\x07", b"\xff", b"\xc2\x9b"):
+        check(bad not in out, "list wrote %r raw" % bad)
+    check(b"\\x1b]0;pwned\\x07\\x1b[2J Caf\\xe9 \\xff\\xfe \\xc2\\x9b1m" in out,
+          "list does not show the name escaped: %r" % out[:300])
+    rc, out = _raw_admin(ctx, "list", "--json")
+    eq(rc, 0, "list --json")
+    try:
+        lst = json.loads(out.decode("utf-8"))
+    except ValueError as e:
+        raise TestFailure("list --json is not UTF-8 JSON: %s" % e)
+    name = lst[0]["team_name"]
+    check("\x1b" in name and "\ufffd" in name and "\x9b" not in name,
+          "list --json team_name: %r" % name)
+    rc, out = _raw_admin(ctx, "token", TEAM_ID)
+    eq((rc, out), (1, b""), "token of a stored token holding CR LF")
+
+
 LIST_KEYS = {"enterprise_id", "enterprise_name", "team_id", "team_name",
              "app_id", "is_enterprise_install", "bot", "user",
              "incoming_webhook", "installed_at"}
