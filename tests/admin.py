@@ -1047,6 +1047,16 @@ def _raw_admin(ctx, *args):
 
 
 @test
+def token_usage(ctx):
+    """An option without its value, or an unknown one, is bad usage."""
+    for args in (["token", "--user"], ["token", "--json"], ["token"],
+                 ["token", "--user", "U1"]):
+        r = ctx.admin(*args)
+        ctx.expect(r, 2, "slack-oauth " + " ".join(args))
+        check("usage:" in r.err, "no usage message: %r" % r.err)
+
+
+@test
 def list_escapes_stored_values(ctx):
     """A row another program wrote, with escape sequences and bytes that
     are not UTF-8 in its names: `list` writes them as \\xNN (nothing

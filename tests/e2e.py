@@ -1515,6 +1515,16 @@ def error_param_other(ctx):
     r = ctx.redirect(q(error="invalid_scope", state=state),
                      cookie=ctx.cookie_for(state))
     check_redirect_resp(ctx, r, 400, "error=invalid_scope")
+    check("<code>invalid_scope</code>" in r.text,
+          "the page does not show Slack's error code")
+    # Free text in error= is someone's, not Slack's: not on our page.
+    st3, _ = start(ctx)
+    r = ctx.redirect(q(error="Call 555-0100 to verify your account",
+                       state=st3), cookie=ctx.cookie_for(st3))
+    check_redirect_resp(ctx, r, 400, "error=<free text>")
+    check("555-0100" not in r.text and "verify" not in r.text,
+          "a free-text error= is shown on the page")
+    check("outcome=slack_error" in r.log, "log: %s" % r.log)
     check("<script>" not in ctx.redirect(
         q(error="<script>x</script>", state=state),
         cookie=ctx.cookie_for(state)).text, "error value not escaped")
