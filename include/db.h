@@ -85,6 +85,13 @@ struct db_info {
 };
 int db_inspect(const char *target, struct db_info *, char *err, size_t errlen);
 
+/* Whether the files of a SQLite database at path may be trusted with
+ * tokens: each of the database, -wal, -shm, -key and -journal that exists
+ * a regular file (no symbolic link) of the effective user, mode 0600, one
+ * link; the directory root's or ours, and not writable by others unless
+ * sticky. 0, or -1 with why saying what is wrong. Opening checks it. */
+int db_trust(const char *path, char *why, size_t len);
+
 /* The file policy for a SQLite database at path, for `slack-oauth check`:
  * 0 when it is a regular file only its owner may read, with a key file as
  * private, both it and its directory writable; 1 when it is not created

@@ -127,7 +127,8 @@ db_key_peek(struct db_keyfile *kf, const char *target, unsigned char key[32])
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
 		return -1;
 	ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 32 &&
-	    (st.st_mode & 077) == 0 && read(fd, key, 32) == 32;
+	    (st.st_mode & 077) == 0 && st.st_uid == geteuid() &&
+	    st.st_nlink == 1 && read(fd, key, 32) == 32;
 	close(fd);
 	if (!ok)
 		return -1;
@@ -154,6 +155,7 @@ db_key_publish(const char *target, const unsigned char key[32])
 	char path[4096], tmp[4096 + 16];
 	unsigned char have[32];
 	struct db_keyfile kf = { NULL };
+	struct stat st;
 	int fd, ok;
 
 	if (db_sidecar(target, "-key", path, sizeof(path)) == -1)
@@ -163,14 +165,30 @@ db_key_publish(const char *target, const unsigned char key[32])
 	explicit_bzero(have, sizeof(have));
 	if (ok)
 		return;
-	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
-	if ((fd = mkstemp(tmp)) == -1)
+	/* One fixed name for the file being written: a crash leaves at most
+	 * that one, which the next publish overwrites (every writer writes
+	 * the same 32 bytes); O_NOFOLLOW and the checks keep out a file
+	 * someone else put there. Then the rename, and the directory synced
+	 * so that the name survives a power cut. */
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	if ((fd = open(tmp,
+		 O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		 0600)) == -1)
 		return; /* a read-only directory: installs open the database */
-	ok =
+	ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_uid == geteuid() && st.st_nlink == 1 &&
 	    fchmod(fd, 0600) == 0 && write(fd, key, 32) == 32 && fsync(fd) == 0;
 	close(fd);
-	if (!ok || rename(tmp, path) == -1)
+	if (!ok || rename(tmp, path) == -1) {
 		unlink(tmp);
+		return;
+	}
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	if ((fd = open(dirname(tmp), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) !=
+	    -1) {
+		fsync(fd);
+		close(fd);
+	}
 }
 
 int
@@ -246,6 +264,87 @@ db_redact(const char *t, char *out, size_t len)
 	snprintf(out + o, len - o, "%s", from);
 }
 
+/* One file of a SQLite database, if it exists: ours alone. */
+static int
+trust_file(const char *path, char *why, size_t len)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(why, len, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (S_ISLNK(st.st_mode))
+		snprintf(why, len, "%s: refused: a symbolic link", path);
+	else if (!S_ISREG(st.st_mode))
+		snprintf(why, len, "%s: refused: not a regular file", path);
+	else if (st.st_uid != geteuid())
+		snprintf(why, len,
+		    "%s: refused: owned by uid %u, not by uid %u (run as the "
+		    "user that owns the database)",
+		    path, (unsigned)st.st_uid, (unsigned)geteuid());
+	else if (st.st_mode & 077)
+		snprintf(why, len,
+		    "%s: refused: mode %04o lets others in; chmod 600 it", path,
+		    (unsigned)(st.st_mode & 07777));
+	else if (st.st_nlink > 1)
+		snprintf(why, len,
+		    "%s: refused: %u hard links (another name could read or "
+		    "replace it)",
+		    path, (unsigned)st.st_nlink);
+	else
+		return 0;
+	return -1;
+}
+
+int
+db_trust(const char *path, char *why, size_t len)
+{
+	static const char *const sides[] = { "", "-wal", "-shm", "-key",
+		"-journal" };
+	char dirbuf[4096], side[4096 + 16];
+	struct stat st;
+	const char *dir;
+	size_t i;
+
+	if (strlen(path) >= sizeof(dirbuf)) {
+		snprintf(why, len, "database path too long");
+		return -1;
+	}
+	memcpy(dirbuf, path, strlen(path) + 1);
+	dir = dirname(dirbuf);
+	if (stat(dir, &st) == -1) {
+		snprintf(why, len, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	/* Another user who may write the directory could put their own file
+	 * under our database's name, or replace ours: only with the sticky
+	 * bit (then the files must be ours, as below) in a directory of root
+	 * or ours. */
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		snprintf(why, len,
+		    "%s: refused: the database's directory is owned by uid %u, "
+		    "not by uid %u or root",
+		    dir, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -1;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+		snprintf(why, len,
+		    "%s: refused: others may write the database's directory "
+		    "(mode %04o, no sticky bit); chmod 700 it",
+		    dir, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	for (i = 0; i < sizeof(sides) / sizeof(sides[0]); i++) {
+		snprintf(side, sizeof(side), "%s%s", path, sides[i]);
+		if (trust_file(side, why, len) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 int
 db_file_check(const char *path, char *why, size_t len)
 {
@@ -255,6 +354,8 @@ db_file_check(const char *path, char *why, size_t len)
 
 	snprintf(dirbuf, sizeof(dirbuf), "%s", path);
 	dir = dirname(dirbuf);
+	if (db_trust(path, why, len) == -1)
+		return -1;
 	if (stat(path, &st) == -1) {
 		if (errno != ENOENT) {
 			snprintf(why, len, "%s: %s", path, strerror(errno));

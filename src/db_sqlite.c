@@ -504,11 +504,14 @@ sq_open(struct db *db, char *err, size_t errlen)
 		return DB_ERR;
 	}
 	db->h = q;
+	if (db_trust(db->target, err, errlen) == -1)
+		return DB_ERR;
 	/* The file and its -wal and -shm take the mode of a new file under the
-	 * process umask; serve() and the admin command set 077. */
+	 * process umask; serve() and the admin command set 077. NOFOLLOW: a
+	 * symbolic link put there after db_trust looked is not followed. */
 	if (sqlite3_open_v2(db->target, &q->h,
 		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-		    SQLITE_OPEN_NOMUTEX,
+		    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
 		NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", db->target,
 		    q->h != NULL ? sqlite3_errmsg(q->h)

@@ -765,6 +765,14 @@ def _corrupt(w, how):
     for ext in ("-wal", "-shm"):
         if os.path.exists(w.db + ext):
             os.unlink(w.db + ext)
+    # The backup was made 0644 (sqlite3's default under umask 022): the
+    # programs refuse it, saying so, until it is 0600 again.
+    os.chmod(w.db, 0o644)
+    r = w.redirect("cgi", s2, w.code())
+    expect(r, 500, "server_error", "the restored file, 0644")
+    check("chmod 600" in r.log, "the log does not say what to do: %s"
+          % redact(r.log))
+    os.chmod(w.db, 0o600)
     r = w.redirect("cgi", s2, w.code())
     check(r.status == 200, "a link issued before the damage, once the "
           "file is restored: %d" % r.status)
@@ -783,6 +791,88 @@ def db_file_garbage(w):
 def db_file_pages_garbled(w):
     """The header page intact, every other page random bytes."""
     _corrupt(w, "pages")
+
+
+ADMIN = os.path.join(ROOT, os.environ.get("BIN_DIR") or "bin", "slack-oauth")
+
+
+@test
+def db_files_not_trusted(w):
+    """The database's files are trusted with tokens only when they are
+    ours alone (issue 15): each case is a 500 naming the file and why, for
+    the redirect and for `slack-oauth check`, and nothing is written
+    anywhere, then a normal flow once it is put right."""
+    w.flow("cgi", "cgi", "flow before")    # the database and its key
+    before = w.rows()
+    victim = os.path.join(w.tmp, "elsewhere.db")
+
+    def run(what, why, ours=True):
+        # The install endpoint signs with the -key file when it can trust
+        # it, without the database; the redirect always opens it.
+        r, prog = w.req("cgi", "install"), "install"
+        for k, v in r.headers if r.status == 200 else ():
+            m = re.match(re.escape(COOKIE) + r"=([A-Za-z0-9_-]+);", v)
+            if k.lower() == "set-cookie" and m:
+                SECRETS.add(m.group(1))
+                r, prog = w.redirect("cgi", m.group(1), w.code()), "redirect"
+        w.show(r, what, prog=prog)
+        check(r.status == 500, "%s: status %d, want 500" % (what, r.status))
+        check(why in r.log, "%s: the log does not say %r: %s"
+              % (what, why, redact(r.log)))
+        p = subprocess.run([ADMIN, "check"], env=w.env, capture_output=True,
+                           timeout=60)
+        err = p.stderr.decode("utf-8", "replace")
+        check(p.returncode == 1 and why in err, "%s: check: exit %d: %s"
+              % (what, p.returncode, redact(err)))
+        if ours:
+            check(w.rows() == before, "%s: rows changed" % what)
+
+    # A directory others may write, without the sticky bit.
+    os.chmod(w.dbdir, 0o777)
+    run("a 0777 directory", "no sticky bit")
+    # Sticky (1777), the database pre-created by another user.
+    os.chmod(w.dbdir, 0o1777)
+    saved = w.db + ".ours"
+    for ext in ("", "-wal", "-shm", "-key"):
+        if os.path.exists(w.db + ext):
+            os.rename(w.db + ext, saved + ext)
+    fd = os.open(w.db, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.close(fd)
+    os.chown(w.db, 12345, 12345)
+    run("a database of uid 12345 in a 1777 directory", "owned by uid 12345",
+        ours=False)
+    os.unlink(w.db)
+    # The database's name a symbolic link to a 0644 file.
+    with open(victim, "wb"):
+        pass
+    os.chmod(victim, 0o644)
+    os.symlink(victim, w.db)
+    run("the database a symbolic link", "symbolic link", ours=False)
+    check(os.path.getsize(victim) == 0 and not os.path.exists(victim + "-wal")
+          and not os.path.exists(victim + "-shm"),
+          "something was written through the symbolic link")
+    os.unlink(w.db)
+    for ext in ("", "-wal", "-shm", "-key"):
+        if os.path.exists(saved + ext):
+            os.rename(saved + ext, w.db + ext)
+    os.chmod(w.dbdir, 0o700)
+    # A -wal of another user; a -key with a second name.
+    had_wal = os.path.exists(w.db + "-wal")
+    if not had_wal:      # another user's, made before ours would be
+        os.close(os.open(w.db + "-wal", os.O_WRONLY | os.O_CREAT, 0o600))
+    os.chown(w.db + "-wal", 12345, 12345)
+    run("a -wal of uid 12345", "owned by uid 12345")
+    # (run()'s own read of the rows may have checkpointed and removed it)
+    if os.path.exists(w.db + "-wal"):
+        if had_wal:
+            os.chown(w.db + "-wal", 0, 0)
+        else:
+            os.unlink(w.db + "-wal")
+    os.link(w.db + "-key", victim + "-key")
+    run("a hard-linked -key", "hard links")
+    os.unlink(victim + "-key")
+    w.flow("cgi", "cgi", "flow after")
+    w.integrity()
 
 
 def _fill(path):

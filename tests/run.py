@@ -66,9 +66,10 @@ SUITES = [
     # Faults (Slack hangs, resets, trickles, 5xx, bad JSON, 10 MB; the
     # database locked, read-only, corrupt, on a full disk; a worker killed),
     # and concurrency through nginx, quick version (`make stress`: 1,000).
-    ("faults", [sys.executable, "tests/faults.py"], {"CGI_BIN": "cgi-bin"}),
+    ("faults", [sys.executable, "tests/faults.py"],
+     {"CGI_BIN": "cgi-bin", "BIN_DIR": "bin"}),
     ("faults under ASan+UBSan", [sys.executable, "tests/faults.py"],
-     {"CGI_BIN": "build/asan/cgi-bin"}),
+     {"CGI_BIN": "build/asan/cgi-bin", "BIN_DIR": "build/asan/bin"}),
     ("concurrency (quick)", [sys.executable, "tests/stress.py", "--quick"],
      {"CGI_BIN": "cgi-bin"}),
     # Concurrency inside one FastCGI process (issue 11): requests waiting on
