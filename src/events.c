@@ -114,7 +114,7 @@ verify(struct ctx *c, const char *secret, const struct buf *body, int64_t *ts)
 		return -1;
 	}
 	const struct iov_part parts[] = { { "v0:", 3 }, { t, strlen(t) },
-		{ ":", 1 }, { body->p, body->len } };
+		{ ":", 1 }, { buf_str(body), body->len } };
 	hmac_sha256((const unsigned char *)secret, strlen(secret), parts,
 	    sizeof(parts) / sizeof(parts[0]), mac);
 	memcpy(want, "v0=", 3);
@@ -323,10 +323,11 @@ handle_events(struct ctx *c)
 		bad_request(c, "Content-Type is not application/json");
 		goto out;
 	}
-	if (memchr(body.p, '\0', body.len) != NULL ||
-	    !json_is_plain(body.p, body.len, LIM_JSON_DEPTH) ||
-	    (root = cJSON_ParseWithLengthOpts(body.p, body.len + 1, NULL, 1)) ==
-		NULL ||
+	/* buf_str: an empty body has no buffer. */
+	if (memchr(buf_str(&body), '\0', body.len) != NULL ||
+	    !json_is_plain(buf_str(&body), body.len, LIM_JSON_DEPTH) ||
+	    (root = cJSON_ParseWithLengthOpts(
+		 buf_str(&body), body.len + 1, NULL, 1)) == NULL ||
 	    !cJSON_IsObject(root)) {
 		bad_request(c,
 		    "body is not a JSON object (of at most 64 "
