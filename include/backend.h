@@ -43,7 +43,6 @@ struct backend {
 	    const struct installation *, const char *stamp);
 	int (*list)(struct db *, const char *client_id,
 	    int (*fn)(void *, const struct installation *), void *arg);
-	long (*count)(struct db *, const char *client_id);
 	int (*token)(struct db *, const char *client_id,
 	    const struct inst_key *, const char *user_id, char **token,
 	    int64_t *expires_at);

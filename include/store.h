@@ -30,9 +30,6 @@ void store_key(struct inst_key *k, const char *id);
 int store_list(struct db *, const char *client_id,
     int (*fn)(void *, const struct installation *), void *arg);
 
-/* The number of installation rows of client_id, or -1. */
-long store_count(struct db *, const char *client_id);
-
 /* Copies the newest bot token of k (user_id NULL) or user_id's token into
  * *token (caller frees with free_secret) and its expiry (0: none) into
  * *expires_at. Returns 1 found, 0 none, or DB_ERR/DB_BUSY. */

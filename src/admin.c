@@ -755,7 +755,12 @@ cmd_copy(const char *from, const char *to)
 		goto out;
 	}
 	db_busy_timeout(dst, ADMIN_BUSY_MS);
-	if ((rows = store_rows(dst)) != 0) {
+	if ((rows = store_rows(dst)) < 0) {
+		complain("copy: %s: cannot count its rows%s: %s", st,
+		    rows == DB_BUSY ? " (busy)" : "", db_errmsg(dst));
+		goto out;
+	}
+	if (rows > 0) {
 		complain(
 		    "copy: %s already holds %ld installation rows; copy only "
 		    "into an empty store",

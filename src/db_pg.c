@@ -3,6 +3,7 @@
  * configured database is PostgreSQL, else by the first connection), so
  * that a SQLite deployment never maps it: the programs link neither it nor
  * anything it pulls in (Kerberos, LDAP, OpenSSL). */
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,8 @@ static struct {
 	__typeof__(PQclear) *clear;
 	__typeof__(PQcmdTuples) *cmdtuples;
 	__typeof__(PQsetNoticeProcessor) *setnoticeprocessor;
+	__typeof__(PQsocket) *socket;
+	__typeof__(PQconsumeInput) *consumeinput;
 } pq;
 
 static void
@@ -60,6 +63,8 @@ load_once(void)
 		{ "PQclear", (void **)&pq.clear },
 		{ "PQcmdTuples", (void **)&pq.cmdtuples },
 		{ "PQsetNoticeProcessor", (void **)&pq.setnoticeprocessor },
+		{ "PQsocket", (void **)&pq.socket },
+		{ "PQconsumeInput", (void **)&pq.consumeinput },
 	};
 	const char *missing;
 
@@ -140,60 +145,61 @@ quiet(void *arg, const char *message)
 	(void)arg, (void)message;
 }
 
+/* Before a statement outside a transaction: a connection the server
+ * closed while it was idle (a restart says so with a message, then EOF)
+ * is readable; libpq then learns that it is gone, and it is made again
+ * here, before anything is sent. */
+static void
+revive(struct db *db)
+{
+	struct pollfd pfd = { .events = POLLIN };
+
+	if (P(db)->tx)
+		return;
+	if (pq.status(C(db)) == CONNECTION_OK &&
+	    (pfd.fd = pq.socket(C(db))) >= 0 && poll(&pfd, 1, 0) == 1)
+		pq.consumeinput(C(db));
+	if (pq.status(C(db)) != CONNECTION_OK)
+		pq.reset(C(db));
+}
+
 /* Runs sql with n text parameters (NULL for SQL NULL). Returns the result
  * when its status is PGRES_COMMAND_OK or PGRES_TUPLES_OK, else NULL with
  * *rc DB_BUSY (connection lost, lock or serialization trouble: worth a
- * retry later) or DB_ERR. A connection found broken is reset, and the
- * statement sent once more: a FastCGI process outlives a server restart. */
+ * retry later) or DB_ERR. A statement is sent once: one whose answer was
+ * lost may have run (a state recorded as used), so it is never sent again;
+ * a connection found broken before a send is made again first (a FastCGI
+ * process outlives a server restart), one lost in a transaction fails it. */
 static PGresult *
 run(struct db *db, const char *sql, int n, const char *const *params, int *rc)
 {
 	PGresult *r;
 	ExecStatusType st;
 	const char *code;
-	int attempt;
 
-	for (attempt = 0; attempt < 2; attempt++) {
-		if (pq.status(C(db)) != CONNECTION_OK) {
-			/* A transaction does not survive a reconnection: the
-			 * caller fails it, and its next one reconnects. */
-			if (P(db)->tx) {
-				*rc = DB_BUSY;
-				return NULL;
-			}
-			pq.reset(C(db));
-			if (pq.status(C(db)) != CONNECTION_OK) {
-				*rc = DB_BUSY;
-				return NULL;
-			}
-		}
-		r = pq.execparams(C(db), sql, n, NULL, params, NULL, NULL, 0);
-		st = r != NULL ? pq.resultstatus(r) : PGRES_FATAL_ERROR;
-		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-			*rc = DB_OK;
-			return r;
-		}
-		code =
-		    r != NULL ? pq.resulterrorfield(r, PG_DIAG_SQLSTATE) : NULL;
-		pq.clear(r);
-		if (pq.status(C(db)) == CONNECTION_OK || P(db)->tx) {
-			if (pq.status(C(db)) != CONNECTION_OK) {
-				*rc = DB_BUSY;
-				return NULL;
-			}
-			/* 40001 serialization, 40P01 deadlock, 55P03 lock
-			 * timeout, 57014 statement timeout, 53xxx resources. */
-			*rc = code != NULL &&
-				(strncmp(code, "40", 2) == 0 ||
-				    strcmp(code, "55P03") == 0 ||
-				    strcmp(code, "57014") == 0 ||
-				    strncmp(code, "53", 2) == 0)
-			    ? DB_BUSY
-			    : DB_ERR;
-			return NULL;
-		}
+	revive(db);
+	if (pq.status(C(db)) != CONNECTION_OK) {
+		*rc = DB_BUSY;
+		return NULL;
 	}
-	*rc = DB_BUSY;
+	r = pq.execparams(C(db), sql, n, NULL, params, NULL, NULL, 0);
+	st = r != NULL ? pq.resultstatus(r) : PGRES_FATAL_ERROR;
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		*rc = DB_OK;
+		return r;
+	}
+	code = r != NULL ? pq.resulterrorfield(r, PG_DIAG_SQLSTATE) : NULL;
+	/* 40001 serialization, 40P01 deadlock, 55P03 lock timeout, 57014
+	 * statement timeout, 53xxx resources; a lost connection. */
+	*rc = pq.status(C(db)) != CONNECTION_OK ||
+		(code != NULL &&
+		    (strncmp(code, "40", 2) == 0 ||
+			strcmp(code, "55P03") == 0 ||
+			strcmp(code, "57014") == 0 ||
+			strncmp(code, "53", 2) == 0))
+	    ? DB_BUSY
+	    : DB_ERR;
+	pq.clear(r);
 	return NULL;
 }
 
@@ -236,7 +242,7 @@ changed(struct db *db, const char *sql, int n, const char *const *params)
 	return k;
 }
 
-/* Runs a query of one number, returning it, or -1. */
+/* Runs a query of one number, returning it, or DB_ERR/DB_BUSY. */
 static long
 number(struct db *db, const char *sql, int n, const char *const *params)
 {
@@ -245,8 +251,8 @@ number(struct db *db, const char *sql, int n, const char *const *params)
 	int rc;
 
 	if ((r = run(db, sql, n, params, &rc)) == NULL)
-		return -1;
-	v = pq.ntuples(r) == 1 ? (long)pg_int(pq.getvalue(r, 0, 0)) : -1;
+		return rc;
+	v = pq.ntuples(r) == 1 ? (long)pg_int(pq.getvalue(r, 0, 0)) : DB_ERR;
 	pq.clear(r);
 	return v;
 }
@@ -705,16 +711,6 @@ pg_list(struct db *db, const char *client_id,
 	return DB_OK;
 }
 
-static long
-pg_count(struct db *db, const char *client_id)
-{
-	const char *p[1] = { client_id };
-
-	return number(db,
-	    "SELECT count(*) FROM slack_installations WHERE client_id = $1", 1,
-	    p);
-}
-
 /* Runs a query of (text, bigint) for one row into *s and *t: 1 found,
  * 0 none, <0 error. */
 static int
@@ -1100,7 +1096,6 @@ const struct backend backend_pg = {
 	.state_purge = pg_state_purge,
 	.put = pg_put,
 	.list = pg_list,
-	.count = pg_count,
 	.token = pg_token,
 	.due = pg_due,
 	.refresh_token = pg_refresh_token,

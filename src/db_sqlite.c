@@ -44,7 +44,6 @@ enum stmt {
 	STMT_DELETE_BOTS,
 	STMT_DELETE_USER,
 	STMT_CLEAR_BOT,
-	STMT_COUNT,
 	STMT_EACH_INSTALLATION,
 	STMT_EACH_BOT,
 	STMT_ROWS,
@@ -217,8 +216,6 @@ static const char *const stmts[STMT__MAX] = {
 	    "bot_user_id = NULL, bot_scopes = NULL, bot_refresh_token = NULL, "
 	    "bot_token_expires_at = NULL, oauth_response = NULL WHERE " KEY
 	    " AND bot_token IS NOT NULL" BEFORE,
-	[STMT_COUNT] =
-	    "SELECT count(*) FROM slack_installations WHERE client_id = ?1",
 	/* Column 0 is the client id here, where INSTALLATION_COLS has id. */
 	[STMT_EACH_INSTALLATION] =
 	    "SELECT client_id, app_id, enterprise_id, "
@@ -820,21 +817,6 @@ sq_list(struct db *db, const char *client_id,
 	return rc;
 }
 
-static long
-sq_count(struct db *db, const char *client_id)
-{
-	sqlite3_stmt *st;
-	long n = -1;
-
-	if ((st = sq_stmt(db, STMT_COUNT)) != NULL &&
-	    bind_text(st, 1, client_id) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		n = (long)sqlite3_column_int64(st, 0);
-	if (st != NULL)
-		sqlite3_reset(st);
-	return n;
-}
-
 /* Steps st for one row of (text, integer) into *s and *t. */
 static int
 one_pair(sqlite3_stmt *st, char **s, int64_t *t)
@@ -1213,13 +1195,17 @@ static long
 sq_rows(struct db *db)
 {
 	sqlite3_stmt *st;
-	long n = -1;
+	long n;
+	int rc;
 
-	if ((st = sq_stmt(db, STMT_ROWS)) != NULL &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		n = (long)sqlite3_column_int64(st, 0);
-	if (st != NULL)
-		sqlite3_reset(st);
+	if ((st = sq_stmt(db, STMT_ROWS)) == NULL)
+		return sq_rc(sqlite3_errcode(Q(db)->h)) == DB_BUSY ? DB_BUSY
+								   : DB_ERR;
+	rc = sqlite3_step(st);
+	n = rc == SQLITE_ROW       ? (long)sqlite3_column_int64(st, 0)
+	    : sq_rc(rc) == DB_BUSY ? DB_BUSY
+				   : DB_ERR;
+	sqlite3_reset(st);
 	return n;
 }
 
@@ -1235,7 +1221,6 @@ const struct backend backend_sqlite = {
 	.state_purge = sq_state_purge,
 	.put = sq_put,
 	.list = sq_list,
-	.count = sq_count,
 	.token = sq_token,
 	.due = sq_due,
 	.refresh_token = sq_refresh_token,

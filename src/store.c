@@ -34,12 +34,6 @@ store_list(struct db *db, const char *client_id,
 	return db->be->list(db, client_id, fn, arg);
 }
 
-long
-store_count(struct db *db, const char *client_id)
-{
-	return db->be->count(db, client_id);
-}
-
 int
 store_token(struct db *db, const char *client_id, const struct inst_key *k,
     const char *user_id, char **token, int64_t *expires_at)
