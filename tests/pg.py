@@ -1482,6 +1482,101 @@ def concurrent_first_use(ctx):
         add_secrets(fs.secrets())
 
 
+class LosingProxy:
+    """A TCP proxy to the server that, once, forwards a statement holding
+    marker and then loses the server's answer, closing the connection: a
+    statement that ran, whose reply never came. Counts the statements
+    holding marker that went through."""
+
+    def __init__(self, port, marker):
+        self.port, self.marker = port, marker
+        self.seen = 0
+        self.fired = False
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.listen_port = self.lsock.getsockname()[1]
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.port))
+            state = {"lose": False}
+            threading.Thread(target=self._up, args=(c, u, state),
+                             daemon=True).start()
+            threading.Thread(target=self._down, args=(c, u, state),
+                             daemon=True).start()
+
+    def _up(self, c, u, state):
+        try:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                with self.lock:
+                    if self.marker in d:
+                        self.seen += 1
+                        if not self.fired:
+                            self.fired = state["lose"] = True
+                u.sendall(d)
+        except OSError:
+            pass
+
+    def _down(self, c, u, state):
+        try:
+            while True:
+                d = u.recv(65536)
+                if not d:
+                    break
+                if state["lose"]:
+                    time.sleep(0.2)      # the statement has run; its answer
+                    break                # is lost with the connection
+                c.sendall(d)
+        except OSError:
+            pass
+        for x in (c, u):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            x.close()
+
+    def close(self):
+        self.lsock.close()
+
+
+@test
+def lost_reply_not_resent(ctx):
+    """The connection lost after the statement that records a state as
+    used ran but before its answer came: the redirect answers 503, and the
+    statement was sent once (sent again, it came back 'already used' and
+    a real user's first attempt got invalid_state)."""
+    fs = ctx.fs
+    proxy = LosingProxy(PG.port, b"INSERT INTO slack_oauth_states")
+    try:
+        uri = "postgresql://slack:%s@127.0.0.1:%d/%s?connect_timeout=5&" \
+              "sslmode=disable" % (PASSWORD, proxy.listen_port, ctx.db)
+        h = Cgi(ctx.tmp, fs, uri, ctx.conf)
+        fs.shape = "bot"
+        state = install(h)
+        code = fs.issue_code()
+        used = count(ctx.db, "slack_oauth_states")
+        a = redirect(h, state, code)
+        add_secrets(fs.secrets())
+        check(a.status == 503, "the lost reply: want 503, %r" % a)
+        eq(proxy.seen, 1, "statements recording the state sent")
+        eq(count(ctx.db, "slack_oauth_states"), used + 1,
+           "states recorded (the statement ran)")
+        eq(len(fs.exchanges), 0, "codes exchanged")
+    finally:
+        proxy.close()
+
+
 SIGNING_SECRET = secrets.token_hex(16)
 add_secret(SIGNING_SECRET, "signing secret")
 
