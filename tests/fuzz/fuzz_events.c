@@ -19,6 +19,10 @@
  *   0x08 TRICKLE  the body comes at most 7 bytes a read
  *   0x30 SKEW     the signed timestamp: 0 now, 1 now-290, 2 now+290,
  *                 3 now-400 (stale: must be 401)
+ *   0x40 FRESH    without SIGN: that timestamp, with the input's own
+ *                 signature (which then must not verify)
+ *   0x80 CORRUPT  with SIGN: one hex digit of the signature changed
+ *                 (must be 401)
  *
  * Settings come from the fuzzer's environment, never from the input: the
  * SLACK_OAUTH_* names (the scratch database and configuration in a
@@ -31,7 +35,8 @@
  * After each input: the status is 200..599; the headers hold no NUL and no
  * CR or LF but at line ends; a 200 has an empty body unless it is a
  * url_verification, whose body is its printable ASCII challenge of 1..128
- * bytes as text/plain; an input the harness did not sign never gets a 200,
+ * bytes as text/plain; an input the harness did not sign (or signed and
+ * then corrupted: a 401 bad_signature) never gets a 200,
  * one it signed (timestamp in the window, the whole body announced) never
  * a 401 and a stale one always a 401 (or the 500 of a setting the input
  * made invalid); anything but a 200 revocation leaves
@@ -57,13 +62,15 @@
 #include "store.h"
 #include "util.h"
 
-#define MAXVARS 16
+#define MAXVARS 16 /* of which the input's lines: MAXVARS - 5 */
 
 #define F_SIGN     0x01
 #define F_DEFAULT  0x02
 #define F_NOSECRET 0x04
 #define F_TRICKLE  0x08
 #define F_SKEW(f)  (((f) >> 4) & 3)
+#define F_FRESH    0x40
+#define F_CORRUPT  0x80
 
 #define CLIENT_ID "111.222"
 
@@ -240,10 +247,10 @@ setup(void)
 static void
 set(struct req *r, char *name, char *value)
 {
-	if (r->n < MAXVARS) {
-		r->name[r->n] = name;
-		r->value[r->n++] = value;
-	}
+	if (r->n == MAXVARS)
+		abort();
+	r->name[r->n] = name;
+	r->value[r->n++] = value;
 }
 
 static int
@@ -287,6 +294,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	long long before;
 	const char *cl, *method;
 	int signed_ok;
+	size_t i;
 
 	if (size == 0)
 		return 0;
@@ -308,7 +316,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			r.body = nl + 1;
 			break;
 		}
-		if ((eq = strchr(line, '=')) != NULL) {
+		if ((eq = strchr(line, '=')) != NULL && r.n < MAXVARS - 5) {
 			*eq = '\0';
 			set(&r, line, eq + 1);
 		}
@@ -325,9 +333,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (param(&r, n_len) == NULL)
 			set(&r, n_len, lenbuf);
 	}
-	if (flags & F_SIGN) {
+	/* Last wins in param(): these replace the input's. */
+	if (flags & (F_SIGN | F_FRESH)) {
 		snprintf(tsbuf, sizeof(tsbuf), "%lld",
 		    (long long)now_unix() + skews[F_SKEW(flags)]);
+		set(&r, n_ts, tsbuf);
+	}
+	if (flags & F_SIGN) {
 		const struct iov_part parts[] = { { "v0:", 3 },
 			{ tsbuf, strlen(tsbuf) }, { ":", 1 },
 			{ r.body, r.len } };
@@ -335,15 +347,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    parts, 4, mac);
 		memcpy(sigbuf, "v0=", 3);
 		hex_encode(mac, sizeof(mac), sigbuf + 3);
-		/* Last wins in param(): these replace the input's. */
-		set(&r, n_ts, tsbuf);
-		set(&r, n_sig, sigbuf);
-		if (r.n == MAXVARS) {
-			r.name[MAXVARS - 2] = n_ts;
-			r.value[MAXVARS - 2] = tsbuf;
-			r.name[MAXVARS - 1] = n_sig;
-			r.value[MAXVARS - 1] = sigbuf;
+		if (flags & F_CORRUPT) {
+			i = 3 + r.len % (2 * SHA256_LEN);
+			sigbuf[i] = sigbuf[i] == '0' ? '1' : '0';
 		}
+		set(&r, n_sig, sigbuf);
 	}
 	/* Whether the handler sees a well-signed request: POST, the whole
 	 * body announced, within the cap, a secret. */
@@ -385,9 +393,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	} else if (c.resp.status == 200 && c.resp.body.len != 0)
 		abort();
-	if (!(flags & F_SIGN) && c.resp.status == 200)
+	if ((!(flags & F_SIGN) || (flags & F_CORRUPT)) && c.resp.status == 200)
 		abort();
-	if (signed_ok && c.resp.status == 401 && F_SKEW(flags) != 3)
+	if (signed_ok && c.resp.status == 401 && F_SKEW(flags) != 3 &&
+	    !(flags & F_CORRUPT))
+		abort();
+	if (signed_ok && (flags & F_CORRUPT) && F_SKEW(flags) != 3 &&
+	    !(c.resp.status == 401 &&
+		strcmp(c.outcome, "bad_signature") == 0) &&
+	    !(c.resp.status == 500 && strcmp(c.outcome, "server_error") == 0))
 		abort();
 	/* (A setting from the input may be invalid: 500 comes first.) */
 	if (signed_ok && c.resp.status != 401 && F_SKEW(flags) == 3 &&
