@@ -32,18 +32,25 @@
  * one; some installed long ago, some now), put back whenever an input
  * deleted from it.
  *
- * After each input: the status is 200..599; the headers hold no NUL and no
- * CR or LF but at line ends; a 200 has an empty body unless it is a
- * url_verification, whose body is its printable ASCII challenge of 1..128
- * bytes as text/plain; an input the harness did not sign (or signed and
- * then corrupted: a 401 bad_signature) never gets a 200,
- * one it signed (timestamp in the window, the whole body announced) never
- * a 401 and a stale one always a 401 (or the 500 of a setting the input
- * made invalid); anything but a 200 revocation leaves
- * the database as it was (PRAGMA data_version of a second connection); the
- * secret and the signature appear neither in the answer nor in the log's
- * detail. Any failure aborts. FUZZ_EVENTS_VERBOSE=1 in the environment
- * prints each input's status, outcome and detail on stderr. */
+ * After each input, any failure of these aborts:
+ * - the status is 200..599; the headers hold no NUL, and CR and LF only
+ *   as line ends;
+ * - a 200 has an empty body, but for url_verification: its challenge,
+ *   printable ASCII of 1..128 bytes, as text/plain;
+ * - an input the harness did not sign, or signed and then corrupted,
+ *   never gets a 200; one it signed (timestamp in the window, the whole
+ *   body announced, POST) never a 401, unless corrupted (then 401
+ *   bad_signature), and a stale one always a 401 (or, for all three, the
+ *   500 of a setting the input made invalid);
+ * - nothing is read past CONTENT_LENGTH or 1 MiB, and a CONTENT_LENGTH
+ *   over 1 MiB is a 413 before any read;
+ * - 401 is bad_signature or stale_timestamp, 400/411/413 bad_request;
+ * - anything but a 200 revocation leaves the database as it was (PRAGMA
+ *   data_version of a second connection);
+ * - the secret and the signature are neither in the answer nor in the
+ *   log's detail.
+ * FUZZ_EVENTS_VERBOSE=1 in the environment prints each input's status,
+ * outcome and detail on stderr. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -416,6 +423,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if ((flags & F_NOSECRET) && method != NULL &&
 	    strcmp(method, "POST") == 0 && c.resp.status != 500)
+		abort();
+	/* Never a byte read past CONTENT_LENGTH nor past the cap; a length
+	 * over the cap is a 413 with nothing read. */
+	if (cl != NULL && *cl != '\0' &&
+	    strspn(cl, "0123456789") == strlen(cl) && strlen(cl) < 19) {
+		long long n = atoll(cl);
+
+		if ((long long)r.off > n)
+			abort();
+		if (n > LIM_EVENT_BODY && method != NULL &&
+		    strcmp(method, "POST") == 0 &&
+		    !(c.resp.status == 500 &&
+			strcmp(c.outcome, "server_error") == 0) &&
+		    (c.resp.status != 413 || r.off != 0))
+			abort();
+	}
+	if (r.off > LIM_EVENT_BODY)
 		abort();
 	/* Nothing the secret or the signature: not in the answer, not in
 	 * what is logged. */
