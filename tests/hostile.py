@@ -315,15 +315,21 @@ class NginxWorld(World):
         self.mode = "nginx"
         self.certs = deploy.setup_certs()
         self.w = deploy.World("hostile")
-        self.add_events()
-        deploy.setup_nginx_spawn_fcgi(self.w)
-        self.fs = self.w.fake
-        self.redirect_uri = "https://example.org/slack/oauth_redirect"
-        self.db = self.w.p("var/lib/slack-oauth/slack-oauth.db")
-        self.log = self.w.p("var/log/slack-oauth/slack-oauth.log")
-        self.src = 1
-        self.start_events()
-        self.procs = len(self.w.our_processes())
+        try:
+            self.add_events()
+            deploy.setup_nginx_spawn_fcgi(self.w)
+            self.fs = self.w.fake
+            self.redirect_uri = "https://example.org/slack/oauth_redirect"
+            self.db = self.w.p("var/lib/slack-oauth/slack-oauth.db")
+            self.log = self.w.p("var/log/slack-oauth/slack-oauth.log")
+            self.src = 1
+            self.start_events()
+            self.procs = len(self.w.our_processes())
+        except BaseException:
+            # A failed setup leaves no nginx or spawn-fcgi children behind.
+            self.fs = None
+            self.close()
+            raise
 
     def add_events(self):
         """The example has no slack-events yet: this world adds it the way
