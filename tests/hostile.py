@@ -1034,7 +1034,8 @@ def c_ev_lengths(w):
 
 def c_ev_no_read(w):
     """413 decided before reading: the body never comes (stdin, or the
-    FastCGI stream, left open) and the answer comes anyway."""
+    FastCGI stream, left open) and the whole answer comes anyway; as CGI,
+    the program then ends with its stdin."""
     if w.mode == "nginx":
         raise Skip("nginx answers an oversized body itself; done as CGI and "
                    "FastCGI")
@@ -1050,26 +1051,32 @@ def c_ev_no_read(w):
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, env=env, cwd=w.tmp)
             try:
+                # The whole answer while the body is held back (the
+                # program may then wait for the body, to drain it).
                 deadline = time.time() + 10
                 chunks = []
-                while time.time() < deadline:
-                    rd = select.select([p.stdout], [], [], 0.2)[0]
-                    if rd:
+                while not complete(b"".join(chunks), False):
+                    check(time.time() < deadline, "no answer in 10 s with "
+                          "the body held back: it waits to read it")
+                    if select.select([p.stdout], [], [], 0.2)[0]:
                         c = os.read(p.stdout.fileno(), 65536)
-                        if not c:
-                            break
+                        check(c, "stdout closed before a whole answer: %r"
+                              % b"".join(chunks)[:200])
                         chunks.append(c)
-                else:
-                    raise TestFailure("no answer in 10 s with the body "
-                                      "held back: it waits to read it")
-                check(p.wait(timeout=10) == 0, "exit status %r"
-                      % p.returncode)
+                p.stdin.close()
+                try:
+                    check(p.wait(timeout=10) == 0, "exit status %r"
+                          % p.returncode)
+                except subprocess.TimeoutExpired:
+                    raise TestFailure("still running 10 s after the end of "
+                                      "its (empty) body")
                 log = p.stderr.read().decode("utf-8", "replace")
             finally:
                 if p.poll() is None:
                     p.kill()
                     p.wait()
-                p.stdin.close()
+                if not p.stdin.closed:
+                    p.stdin.close()
                 p.stdout.close()
                 p.stderr.close()
             check(not SANITIZER.search(log), "sanitizer: " + log[-600:])
