@@ -93,7 +93,7 @@ unit: $(BUILD)/unit
 
 # Fuzz targets, one per parser. `make test` replays their corpora through a
 # plain driver; `make fuzz` runs them under libFuzzer (clang) for FUZZ_TIME s.
-FUZZERS   = query cookie conf slack_json handler
+FUZZERS   = query cookie conf slack_json handler events
 FUZZ_TIME ?= 60
 
 $(BUILD)/fuzz-%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(call obj,$(LIBOBJ))

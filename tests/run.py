@@ -25,7 +25,8 @@ SUITES = [
     *[(f"fuzz corpus {f} under ASan+UBSan",
        ["sh", "-c", f"build/asan/fuzz-{f} tests/fuzz/corpus/{f} && "
         f"echo 'fuzz-{f}: 1 passed, 0 failed'"], {})
-      for f in ("query", "cookie", "conf", "slack_json", "handler")],
+      for f in ("query", "cookie", "conf", "slack_json", "handler",
+                "events")],
     ("end-to-end", [sys.executable, "tests/e2e.py"], {"CGI_BIN": "cgi-bin"}),
     ("end-to-end under ASan+UBSan", [sys.executable, "tests/e2e.py"],
      {"CGI_BIN": "build/asan/cgi-bin"}),
