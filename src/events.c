@@ -52,11 +52,12 @@ read_body(struct ctx *c, struct buf *body)
 		    "<p>This address needs the length of the request.</p>\n");
 		return -1;
 	}
-	if (num_parse(cl, 0, (long long)1 << 62, &n) == -1) {
+	/* Digits past what a long long holds are too large, not wrong. */
+	if (cl[strspn(cl, "0123456789")] != '\0') {
 		bad_request(c, "Content-Length is not a number");
 		return -1;
 	}
-	if (n > LIM_EVENT_BODY) {
+	if (num_parse(cl, 0, LIM_EVENT_BODY, &n) == -1) {
 		c->outcome = "bad_request";
 		ctx_detail(c, "body over 1 MiB");
 		page(c, 413, "Request too large",
