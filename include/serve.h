@@ -25,6 +25,7 @@ struct ctx {
 	void *pctx;                            /* for param and get */
 	struct resp resp;
 	const char *outcome; /* "ok" or a failure reason; a static string */
+	char what[64];       /* or here: an outcome of the request's own */
 	char team[32], enterprise[32];
 	char detail[384]; /* why, for the log: never a secret */
 };

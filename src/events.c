@@ -25,6 +25,19 @@ bad_request(struct ctx *c, const char *why)
 	page(c, 400, "Bad request", "<p>This is not a Slack event.</p>\n");
 }
 
+/* 200 for what we do not act on: the outcome is its type (escaped in the
+ * log like every value), or "ignored" when it has none. */
+static void
+ignore(struct ctx *c, const char *type)
+{
+	c->outcome = "ignored";
+	if (type != NULL && *type != '\0') {
+		snprintf(c->what, sizeof(c->what), "%s", type);
+		c->outcome = c->what;
+	}
+	ctx_detail(c, "ignored: not app_uninstalled or tokens_revoked");
+}
+
 /* 401: nothing else is looked at. */
 static void
 unauthorized(struct ctx *c, const char *outcome, const char *why)
@@ -356,19 +369,20 @@ handle_events(struct ctx *c)
 	if (!cJSON_IsString(type) ||
 	    strcmp(type->valuestring, "event_callback") != 0 ||
 	    !cJSON_IsString(etype) || !cJSON_IsObject(event)) {
-		c->outcome = "ignored";
-		ctx_detail(c, "not an event callback");
+		/* The outcome names what came: another kind of envelope. */
+		ignore(c,
+		    cJSON_IsString(type) &&
+			    strcmp(type->valuestring, "event_callback") != 0
+			? type->valuestring
+			: NULL);
 	} else if (strcmp(etype->valuestring, "app_uninstalled") == 0) {
 		c->outcome = "app_uninstalled";
 		revoke(c, &conf, root, event, 1, ts);
 	} else if (strcmp(etype->valuestring, "tokens_revoked") == 0) {
 		c->outcome = "tokens_revoked";
 		revoke(c, &conf, root, event, 0, ts);
-	} else {
-		c->outcome = "ignored";
-		snprintf(c->detail, sizeof(c->detail), "event %.64s",
-		    etype->valuestring);
-	}
+	} else
+		ignore(c, etype->valuestring);
 out:
 	cJSON_Delete(root);
 	buf_wipe(&body);

@@ -1083,7 +1083,7 @@ def c_ev_keys(w):
     ns.append(ev(w, 200, "url_verification", body, signed(body), text=ch))
     body = padded(b"{" + keys + b"," + uninstall(event={
         "type": "message", "text": "hi"})[1:], MIB)
-    ns.append(ev(w, 200, "ignored", body, signed(body)))
+    ns.append(ev(w, 200, "message", body, signed(body)))
     # The same key 40,000 times.
     body = padded(b"{" + b",".join([b'"type":"event_callback"'] * 40000) +
                   b"," + uninstall(team="T0NOTOURS")[1:], MIB)
@@ -1129,7 +1129,7 @@ def c_ev_bytes(w):
     # Not ours to judge: an event type of invalid UTF-8 is some other event
     # (ignored), and the log shows it escaped.
     body = uninstall(event={"type": "x"}).replace(b'"x"', b'"app_\xff\x1b[31m"')
-    ns.append(ev(w, 200, "ignored", body, signed(body)))
+    ns.append(ev(w, 200, "app_\\xff\\x1b[31m", body, signed(body)))
     return notes(ns)
 
 
