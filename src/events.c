@@ -294,13 +294,13 @@ revoke(struct ctx *c, const struct conf *conf, const cJSON *root,
 		page_unavailable(c, rc == DB_BUSY, db_errmsg(db));
 		goto out;
 	}
-	snprintf(c->detail, sizeof(c->detail), "deleted %ld row%s%s", f.deleted,
-	    f.deleted == 1 ? "" : "s",
-	    f.cleared > 0 ? ", cleared bot tokens" : "");
 	if (f.cleared > 0)
-		snprintf(c->detail + strlen(c->detail),
-		    sizeof(c->detail) - strlen(c->detail), " of %ld",
-		    f.cleared);
+		snprintf(c->detail, sizeof(c->detail),
+		    "deleted %ld row%s, took the bot token from %ld more",
+		    f.deleted, f.deleted == 1 ? "" : "s", f.cleared);
+	else
+		snprintf(c->detail, sizeof(c->detail), "deleted %ld row%s",
+		    f.deleted, f.deleted == 1 ? "" : "s");
 out:
 	free(users);
 }
