@@ -554,9 +554,12 @@ user_conf_init(void)
 		user_home_from = "the password database";
 	} else
 		return;
-	if (strlen(home) <= LIM_CONF_VALUE)
-		snprintf(user_path, sizeof(user_path), "%s%s",
-		    strcmp(home, "/") == 0 ? "" : home, USER_CONF);
+	if (strlen(home) > LIM_CONF_VALUE) {
+		user_home_from = "no home directory: its path is too long";
+		return;
+	}
+	snprintf(user_path, sizeof(user_path), "%s%s",
+	    strcmp(home, "/") == 0 ? "" : home, USER_CONF);
 }
 
 const char *
@@ -573,7 +576,8 @@ conf_file(conf_param_fn param, void *ctx, char *why, size_t whylen)
 	/* The first that exists: a file there that cannot be read is still
 	 * the one meant, and refused as such. */
 	if (user_path[0] != '\0' &&
-	    (stat(user_path, &st) == 0 || errno != ENOENT)) {
+	    (stat(user_path, &st) == 0 ||
+		(errno != ENOENT && errno != ENOTDIR))) {
 		snprintf(why, whylen, "in the home directory, from %s",
 		    user_home_from);
 		return user_path;
