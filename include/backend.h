@@ -14,7 +14,6 @@
 struct installation;
 struct inst_key;
 struct due;
-struct forget;
 
 struct db {
 	const struct backend *be;
@@ -57,8 +56,13 @@ struct backend {
 	int (*unlock)(struct db *, const char *name);
 	int (*tokens)(struct db *, const char *client_id,
 	    const struct inst_key *, int64_t now, char ***, size_t *);
-	int (*forget)(struct db *, const char *client_id,
-	    const struct inst_key *, struct forget *);
+	/* One step of store_forget, inside its transaction: of the rows of
+	 * k installed before `before` (NULL: any), deletes what, or clears
+	 * the bot columns of the installations left. Returns the rows
+	 * changed, or DB_ERR/DB_BUSY. */
+	long (*forget)(struct db *, enum forget_what what,
+	    const char *client_id, const struct inst_key *, const char *before,
+	    const char *user_id);
 	/* For `slack-oauth copy`: every row of slack_installations (bots 0) or
 	 * slack_bots (bots 1), oldest first, whatever its client id. */
 	int (*each)(struct db *, int bots,

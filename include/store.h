@@ -93,6 +93,15 @@ struct forget {
 	long cleared;       /* set: rows whose bot columns were cleared */
 };
 
+/* The steps of a revocation, each a backend statement (backend.h). */
+enum forget_what {
+	FORGET_BOTS,          /* slack_bots rows */
+	FORGET_INSTALLATIONS, /* slack_installations rows */
+	FORGET_USER,          /* one user's slack_installations rows */
+	FORGET_BOT_COLUMNS,   /* the bot columns (and Slack's answer) of the
+				 slack_installations rows that have them */
+};
+
 /* Applies f to k (whose enterprise id is then exact: '' for none). DB_OK,
  * or DB_ERR/DB_BUSY with nothing changed. */
 int store_forget(struct db *, const char *client_id, const struct inst_key *k,

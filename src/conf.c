@@ -562,31 +562,42 @@ user_conf_init(void)
 	    strcmp(home, "/") == 0 ? "" : home, USER_CONF);
 }
 
-const char *
-conf_file(conf_param_fn param, void *ctx, char *why, size_t whylen)
+/* conf_file's answer, with *named set when SLACK_OAUTH_CONFIG named it;
+ * why (NULL on a request's path) as conf_file has it. */
+static const char *
+find_file(conf_param_fn param, void *ctx, int *named, char *why, size_t whylen)
 {
 	const char *v;
 	struct stat st;
+	int home;
 
-	if ((v = lookup(param, ctx, "SLACK_OAUTH_CONFIG")) != NULL) {
-		snprintf(why, whylen, "named by SLACK_OAUTH_CONFIG");
+	if ((*named = (v = lookup(param, ctx, "SLACK_OAUTH_CONFIG")) != NULL)) {
+		if (why != NULL)
+			snprintf(why, whylen, "named by SLACK_OAUTH_CONFIG");
 		return v;
 	}
 	pthread_once(&user_once, user_conf_init);
 	/* The first that exists: a file there that cannot be read is still
 	 * the one meant, and refused as such. */
-	if (user_path[0] != '\0' &&
+	home = user_path[0] != '\0' &&
 	    (stat(user_path, &st) == 0 ||
-		(errno != ENOENT && errno != ENOTDIR))) {
+		(errno != ENOENT && errno != ENOTDIR));
+	if (why != NULL && home)
 		snprintf(why, whylen, "in the home directory, from %s",
 		    user_home_from);
-		return user_path;
-	}
-	if (user_path[0] != '\0')
+	else if (why != NULL && user_path[0] != '\0')
 		snprintf(why, whylen, "%s does not exist", user_path);
-	else
+	else if (why != NULL)
 		snprintf(why, whylen, "%s", user_home_from);
-	return CONF_FILE;
+	return home ? user_path : CONF_FILE;
+}
+
+const char *
+conf_file(conf_param_fn param, void *ctx, char *why, size_t whylen)
+{
+	int named;
+
+	return find_file(param, ctx, &named, why, whylen);
 }
 
 /* The process environment's settings, in one pass (the first of a name,
@@ -613,7 +624,6 @@ conf_load(struct conf *c, conf_param_fn param, void *ctx, int need, char *err,
     size_t errlen)
 {
 	const char *path, *v, *env[CONF__MAX], *val[CONF__MAX] = { NULL };
-	char why[LIM_CONF_VALUE + 64];
 	size_t len[CONF__MAX], total = 0;
 	long long n;
 	int k, explicit, rc = 0, have_file;
@@ -621,8 +631,7 @@ conf_load(struct conf *c, conf_param_fn param, void *ctx, int need, char *err,
 
 	memset(c, 0, sizeof(*c));
 	err[0] = '\0';
-	explicit = lookup(param, ctx, "SLACK_OAUTH_CONFIG") != NULL;
-	path = conf_file(param, ctx, why, sizeof(why));
+	path = find_file(param, ctx, &explicit, NULL, 0);
 	pthread_mutex_lock(&file_lock);
 	if (file_load(path, explicit, err, errlen) == -1)
 		rc = -1;

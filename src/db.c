@@ -348,19 +348,15 @@ db_trust(const char *path, char *why, size_t len)
 int
 db_file_check(const char *path, char *why, size_t len)
 {
-	char dirbuf[4096], side[4096 + 8];
+	char dirbuf[4096];
 	const char *dir;
-	struct stat st, ks;
 
-	snprintf(dirbuf, sizeof(dirbuf), "%s", path);
-	dir = dirname(dirbuf);
+	/* The files' type, owner, mode and links are db_trust's. */
 	if (db_trust(path, why, len) == -1)
 		return -1;
-	if (stat(path, &st) == -1) {
-		if (errno != ENOENT) {
-			snprintf(why, len, "%s: %s", path, strerror(errno));
-			return -1;
-		}
+	snprintf(dirbuf, sizeof(dirbuf), "%s", path);
+	dir = dirname(dirbuf);
+	if (access(path, F_OK) == -1) {
 		if (access(dir, W_OK | X_OK) == -1) {
 			snprintf(why, len,
 			    "%s does not exist and its directory %s is not "
@@ -373,24 +369,6 @@ db_file_check(const char *path, char *why, size_t len)
 		    "will create it",
 		    path, dir);
 		return 1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(why, len, "%s: not a regular file", path);
-		return -1;
-	}
-	if (st.st_mode & 077) {
-		snprintf(why, len,
-		    "%s: mode %04o lets others read the tokens; chmod 600 it",
-		    path, (unsigned)(st.st_mode & 07777));
-		return -1;
-	}
-	snprintf(side, sizeof(side), "%s-key", path);
-	if (stat(side, &ks) == 0 && (ks.st_mode & 077)) {
-		snprintf(why, len,
-		    "%s: mode %04o lets others read the key that signs states; "
-		    "chmod 600 it",
-		    side, (unsigned)(ks.st_mode & 07777));
-		return -1;
 	}
 	if (access(path, R_OK | W_OK) == -1 || access(dir, W_OK | X_OK) == -1) {
 		snprintf(why, len,

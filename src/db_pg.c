@@ -973,58 +973,28 @@ pg_tokens(struct db *db, const char *client_id, const struct inst_key *k,
 /* $4: only rows installed before it (NULL: all); $5: the user. */
 #define BEFORE " AND ($4::timestamp IS NULL OR installed_at < $4::timestamp)"
 
-/* Runs one of pg_forget's statements, adding the rows it changed to *n. */
-static int
-forget_run(struct db *db, const char *sql, const char *const p[5], long *n)
+static long
+pg_forget(struct db *db, enum forget_what what, const char *client_id,
+    const struct inst_key *k, const char *before, const char *user_id)
 {
-	long k;
-
-	if ((k = changed(db, sql, p[4] != NULL ? 5 : 4, p)) < 0)
-		return (int)k;
-	*n += k;
-	return DB_OK;
-}
-
-static int
-pg_forget(struct db *db, const char *client_id, const struct inst_key *k,
-    struct forget *f)
-{
-	const char *p[5] = { client_id, k->enterprise_id, k->team_id, f->before,
-		NULL };
-	size_t i;
-	int rc;
-
-	f->deleted = f->cleared = 0;
-	if ((rc = begin(db)) != DB_OK)
-		return rc;
-	if (f->all || f->bots)
-		rc = forget_run(db, "DELETE FROM slack_bots WHERE " KEY BEFORE,
-		    p, &f->deleted);
-	if (rc == DB_OK && f->all)
-		rc = forget_run(db,
-		    "DELETE FROM slack_installations WHERE " KEY BEFORE, p,
-		    &f->deleted);
-	for (i = 0; rc == DB_OK && !f->all && i < f->nusers; i++) {
-		p[4] = f->users[i];
-		rc = forget_run(db,
-		    "DELETE FROM slack_installations WHERE " KEY
-		    " AND user_id = $5" BEFORE,
-		    p, &f->deleted);
-		p[4] = NULL;
-	}
-	if (rc == DB_OK && !f->all && f->bots)
-		rc = forget_run(db,
+	static const char *const sql[] = {
+		[FORGET_BOTS] = "DELETE FROM slack_bots WHERE " KEY BEFORE,
+		[FORGET_INSTALLATIONS] =
+		    "DELETE FROM slack_installations WHERE " KEY BEFORE,
+		[FORGET_USER] = "DELETE FROM slack_installations WHERE " KEY
+				" AND user_id = $5" BEFORE,
+		/* Slack's saved answer goes too: it holds the bot token. */
+		[FORGET_BOT_COLUMNS] =
 		    "UPDATE slack_installations SET bot_token = NULL, "
 		    "bot_id = NULL, bot_user_id = NULL, bot_scopes = NULL, "
 		    "bot_refresh_token = NULL, bot_token_expires_at = NULL, "
 		    "oauth_response = NULL "
 		    "WHERE " KEY " AND bot_token IS NOT NULL" BEFORE,
-		    p, &f->cleared);
-	if (rc != DB_OK) {
-		rollback(db);
-		return rc;
-	}
-	return commit(db);
+	};
+	const char *p[5] = { client_id, k->enterprise_id, k->team_id, before,
+		user_id };
+
+	return changed(db, sql[what], user_id != NULL ? 5 : 4, p);
 }
 
 static int

@@ -1057,55 +1057,30 @@ sq_tokens(struct db *db, const char *client_id, const struct inst_key *k,
 	return DB_OK;
 }
 
-/* Runs statement id of the forget statements on f's rows of k (and
- * user_id, for STMT_DELETE_USER), adding the rows it changed to *n. */
-static int
-forget_run(struct db *db, enum stmt id, const char *client_id,
-    const struct inst_key *k, const struct forget *f, const char *user_id,
-    long *n)
+static long
+sq_forget(struct db *db, enum forget_what what, const char *client_id,
+    const struct inst_key *k, const char *before, const char *user_id)
 {
+	static const enum stmt ids[] = {
+		[FORGET_BOTS] = STMT_DELETE_BOTS,
+		[FORGET_INSTALLATIONS] = STMT_DELETE_INSTALLATIONS,
+		[FORGET_USER] = STMT_DELETE_USER,
+		[FORGET_BOT_COLUMNS] = STMT_CLEAR_BOT,
+	};
 	sqlite3_stmt *st;
+	long n;
 	int rc;
 
-	if ((st = sq_stmt(db, id)) == NULL ||
-	    (bind_key(st, client_id, k) | bind_text(st, 4, f->before) |
+	if ((st = sq_stmt(db, ids[what])) == NULL ||
+	    (bind_key(st, client_id, k) | bind_text(st, 4, before) |
 		(user_id != NULL ? bind_text(st, 5, user_id) : SQLITE_OK)) !=
 		SQLITE_OK)
 		return DB_ERR;
 	rc = sq_rc(sqlite3_step(st));
-	*n += (long)sqlite3_changes(Q(db)->h);
+	n = (long)sqlite3_changes(Q(db)->h);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	return rc;
-}
-
-static int
-sq_forget(struct db *db, const char *client_id, const struct inst_key *k,
-    struct forget *f)
-{
-	size_t i;
-	int rc;
-
-	f->deleted = f->cleared = 0;
-	if ((rc = sq_begin_durable(db)) != DB_OK)
-		return rc;
-	if (f->all || f->bots)
-		rc = forget_run(
-		    db, STMT_DELETE_BOTS, client_id, k, f, NULL, &f->deleted);
-	if (rc == DB_OK && f->all)
-		rc = forget_run(db, STMT_DELETE_INSTALLATIONS, client_id, k, f,
-		    NULL, &f->deleted);
-	for (i = 0; rc == DB_OK && !f->all && i < f->nusers; i++)
-		rc = forget_run(db, STMT_DELETE_USER, client_id, k, f,
-		    f->users[i], &f->deleted);
-	if (rc == DB_OK && !f->all && f->bots)
-		rc = forget_run(
-		    db, STMT_CLEAR_BOT, client_id, k, f, NULL, &f->cleared);
-	if (rc != DB_OK) {
-		sq_rollback(db);
-		return rc;
-	}
-	return sq_commit(db);
+	return rc == DB_OK ? n : rc;
 }
 
 static int

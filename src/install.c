@@ -149,11 +149,10 @@ handle_install(struct ctx *c)
 		unit = conf.ttl == 1 ? " second" : " seconds";
 	}
 	memcpy(minutes + n, unit, strlen(unit) + 1);
-	name = conf.v[CONF_APP_NAME];
-	snprintf(title, sizeof(title), "Add %s to Slack",
-	    name != NULL ? name : "this app");
-	page(c, 200, title, install_page, name != NULL ? name : "this app",
-	    buf_str(&url), minutes);
+	name =
+	    conf.v[CONF_APP_NAME] != NULL ? conf.v[CONF_APP_NAME] : "this app";
+	snprintf(title, sizeof(title), "Add %s to Slack", name);
+	page(c, 200, title, install_page, name, buf_str(&url), minutes);
 out:
 	explicit_bzero(key, sizeof(key));
 	explicit_bzero(state, sizeof(state));

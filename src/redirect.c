@@ -102,6 +102,10 @@ fail(struct ctx *c, const struct conf *conf, enum herr e, const char *detail,
 	struct buf u;
 	char text[1024];
 
+	/* Slack's error codes are [a-z_]; anything else in the query is
+	 * someone's text, not shown on our page (the reason is the same). */
+	if (e == HERR_SLACK_PARAM && !is_error_code(arg))
+		e = HERR_SLACK_OTHER;
 	c->outcome = herrs[e].reason;
 	if (detail != NULL)
 		ctx_detail(c, detail);
@@ -122,10 +126,6 @@ fail(struct ctx *c, const struct conf *conf, enum herr e, const char *detail,
 	if (e == HERR_BUSY)
 		resp_header(&c->resp, "Retry-After", LIM_RETRY_AFTER);
 	/* Both fixed strings: the text, then the link. */
-	/* Slack's error codes are [a-z_]; anything else in the query is
-	 * someone's text, not shown on our page. */
-	if (e == HERR_SLACK_PARAM && !is_error_code(arg))
-		e = HERR_SLACK_OTHER;
 	snprintf(text, sizeof(text), "%s%s", herrs[e].text, start_again);
 	if (e == HERR_SLACK_PARAM)
 		page(c, herrs[e].status, herrs[e].title, text, arg,

@@ -121,11 +121,48 @@ store_delete(struct db *db, const char *client_id, const struct inst_key *k)
 								  : rc;
 }
 
+/* One step of store_forget, its rows added to *n. */
+static int
+forget_step(struct db *db, enum forget_what what, const char *client_id,
+    const struct inst_key *k, const struct forget *f, const char *user_id,
+    long *n)
+{
+	long changed =
+	    db->be->forget(db, what, client_id, k, f->before, user_id);
+
+	if (changed < 0)
+		return (int)changed;
+	*n += changed;
+	return DB_OK;
+}
+
 int
 store_forget(struct db *db, const char *client_id, const struct inst_key *k,
     struct forget *f)
 {
-	return db->be->forget(db, client_id, k, f);
+	size_t i;
+	int rc;
+
+	f->deleted = f->cleared = 0;
+	if ((rc = db->be->begin(db)) != DB_OK)
+		return rc;
+	if (f->all || f->bots)
+		rc = forget_step(
+		    db, FORGET_BOTS, client_id, k, f, NULL, &f->deleted);
+	if (rc == DB_OK && f->all)
+		rc = forget_step(db, FORGET_INSTALLATIONS, client_id, k, f,
+		    NULL, &f->deleted);
+	for (i = 0; rc == DB_OK && !f->all && i < f->nusers; i++)
+		rc = forget_step(
+		    db, FORGET_USER, client_id, k, f, f->users[i], &f->deleted);
+	if (rc == DB_OK && !f->all && f->bots)
+		rc = forget_step(
+		    db, FORGET_BOT_COLUMNS, client_id, k, f, NULL, &f->cleared);
+	if (rc != DB_OK) {
+		db->be->rollback(db);
+		return rc;
+	}
+	return db->be->commit(db);
 }
 
 int

@@ -413,7 +413,8 @@ text_json(struct buf *b, const char *s)
 	size_t n;
 
 	for (; *s != '\0'; s += n)
-		if ((n = utf8_seq(s, &cp)) > 0 && (cp < 0x7f || cp > 0x9f)) {
+		if ((n = utf8_seq(s, &cp)) > 0 &&
+		    (cp < 0x20 || !is_control(cp))) {
 			if (buf_add(b, s, n) == -1)
 				return -1;
 		} else {

@@ -60,6 +60,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import fake_slack  # noqa: E402
 from testlib import (Runner, TestFailure, add_secret, add_secrets,  # noqa: E402
+                     dist_tarball,
                      add_state, check, free_port, kill_leftovers, kind_of,
                      port_open, processes_under,
                      record_db_modes, record_output, record_tree,
@@ -662,16 +663,6 @@ def apache_fcgid(w):
         ("var/log/apache2/slack-oauth.access.log", "POST /slack/events HTTP"),
         ("var/log/apache2/error.log", "slack-oauth-redirect: outcome=ok status=200"),
     ] + event_log("var/log/apache2/error.log"), [w.p("var/log")])
-
-
-def dist_tarball():
-    """The `make dist` tarball (make test builds it)."""
-    with open(os.path.join(ROOT, "VERSION")) as f:
-        v = f.read().strip()
-    path = os.path.join(ROOT, "build", "dist", "slack-oauth-fcgi-%s-linux-%s"
-                        ".tar.gz" % (v, os.uname().machine))
-    check(os.path.exists(path), "%s is missing: run make dist" % path)
-    return path
 
 
 def apache_cgi_htaccess(w):

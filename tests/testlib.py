@@ -38,6 +38,24 @@ SUITE = re.sub(r"[^A-Za-z0-9_.-]+", "-", os.environ.get("TEST_SUITE") or
                os.path.splitext(os.path.basename(sys.argv[0] or "tests"))[0])
 
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def version():
+    """The VERSION file's version."""
+    with open(os.path.join(_ROOT, "VERSION")) as f:
+        return f.read().strip()
+
+
+def dist_tarball():
+    """The path of the `make dist` tarball (make test builds it)."""
+    path = os.path.join(_ROOT, "build", "dist",
+                        "slack-oauth-fcgi-%s-linux-%s.tar.gz"
+                        % (version(), os.uname().machine))
+    check(os.path.exists(path), "%s is missing: run make dist" % path)
+    return path
+
+
 # ------------------------------------------------------------------ asserts
 class TestFailure(AssertionError):
     pass

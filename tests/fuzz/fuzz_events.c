@@ -118,30 +118,19 @@ get(void *arg, char *p, size_t n)
 	return n;
 }
 
-static char dir[] = "/tmp/fuzzeventsXXXXXX";
 static char secret[257];
 static int verbose;
 static struct worker w; /* serve()'s part: one worker for every input */
 static sqlite3 *watch;  /* our own connection, to see the handler's writes */
 
+/* Closes the connections, at exit (before fuzz_scratch's directory goes). */
 static void
 cleanup(void)
 {
-	static const char *const files[] = { "slack-oauth.conf",
-		"slack-oauth.db", "slack-oauth.db-wal", "slack-oauth.db-shm",
-		"slack-oauth.db-key", "slack-oauth.db-journal" };
-	char path[64];
-	size_t i;
-
 	if (watch != NULL)
 		sqlite3_close(watch);
 	db_drop(&w.db);
 	db_keyfile_free(&w.key);
-	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-		unlink(path);
-	}
-	rmdir(dir);
 }
 
 static void
@@ -190,11 +179,11 @@ data_version(void)
 static void
 seed(void)
 {
-	char path[64], err[512];
+	const char *path = getenv("SLACK_OAUTH_DB"); /* fuzz_scratch's */
+	char err[512];
 	struct db *db;
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/slack-oauth.db", dir);
 	if ((db = db_get(&w.db, path, &rc, err, sizeof(err))) == NULL)
 		abort();
 	if (watch == NULL &&
@@ -226,21 +215,11 @@ setup(void)
 {
 	static int done;
 	const char *s;
-	char path[64];
-	FILE *f;
 
 	if (done++)
 		return;
-	if (mkdtemp(dir) == NULL)
-		abort();
+	fuzz_scratch();
 	atexit(cleanup);
-	snprintf(path, sizeof(path), "%s/slack-oauth.conf", dir);
-	if ((f = fopen(path, "w")) == NULL)
-		abort();
-	fclose(f);
-	setenv("SLACK_OAUTH_CONFIG", path, 1);
-	snprintf(path, sizeof(path), "%s/slack-oauth.db", dir);
-	setenv("SLACK_OAUTH_DB", path, 1);
 	setenv("SLACK_CLIENT_ID", CLIENT_ID, 0);
 	setenv("SLACK_SIGNING_SECRET", "fuzz-signing-secret-8f14e45fceea1", 0);
 	s = getenv("SLACK_SIGNING_SECRET");

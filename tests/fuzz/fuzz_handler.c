@@ -34,51 +34,31 @@ param(void *arg, const char *name)
 	return NULL;
 }
 
-static char dir[] = "/tmp/fuzzhandlerXXXXXX";
 static struct worker w; /* serve()'s part: one worker for every input */
 
-/* Removes the scratch database, its journals and key, and the config,
- * at exit. */
+/* Closes what the handlers opened, at exit (before fuzz_scratch's
+ * directory goes). */
 static void
 cleanup(void)
 {
-	static const char *const files[] = { "slack-oauth.conf",
-		"slack-oauth.db", "slack-oauth.db-wal", "slack-oauth.db-shm",
-		"slack-oauth.db-key" };
-	char path[64];
-	size_t i;
-
 	db_drop(&w.db);
 	db_keyfile_free(&w.key);
 	if (w.http != NULL)
 		w.http_free(w.http);
 	slack_cleanup();
-	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-		unlink(path);
-	}
-	rmdir(dir);
 }
 
 static void
 setup(void)
 {
 	static int done;
-	char path[64];
-	FILE *f;
 
 	if (done++)
 		return;
-	if (mkdtemp(dir) == NULL || slack_init() == -1)
+	fuzz_scratch();
+	if (slack_init() == -1)
 		abort();
 	atexit(cleanup);
-	snprintf(path, sizeof(path), "%s/slack-oauth.conf", dir);
-	if ((f = fopen(path, "w")) == NULL)
-		abort();
-	fclose(f);
-	setenv("SLACK_OAUTH_CONFIG", path, 1);
-	snprintf(path, sizeof(path), "%s/slack-oauth.db", dir);
-	setenv("SLACK_OAUTH_DB", path, 1);
 	setenv("SLACK_CLIENT_ID", "111.222", 0);
 	setenv("SLACK_CLIENT_SECRET", "fuzz-secret", 0);
 	setenv("SLACK_SCOPES", "chat:write", 0);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fuzz.h"
 
@@ -17,6 +18,43 @@ fuzz_str(const uint8_t *data, size_t size)
 	memcpy(s, data, size);
 	s[size] = '\0';
 	return s;
+}
+
+static char scratch[] = "/tmp/fuzz-slack-oauthXXXXXX";
+
+static void
+scratch_remove(void)
+{
+	static const char *const files[] = { "slack-oauth.conf",
+		"slack-oauth.db", "slack-oauth.db-wal", "slack-oauth.db-shm",
+		"slack-oauth.db-key", "slack-oauth.db-key.new",
+		"slack-oauth.db-journal" };
+	char path[64];
+	size_t i;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", scratch, files[i]);
+		unlink(path);
+	}
+	rmdir(scratch);
+}
+
+void
+fuzz_scratch(void)
+{
+	char path[64];
+	FILE *f;
+
+	if (mkdtemp(scratch) == NULL)
+		abort();
+	atexit(scratch_remove);
+	snprintf(path, sizeof(path), "%s/slack-oauth.conf", scratch);
+	if ((f = fopen(path, "w")) == NULL)
+		abort();
+	fclose(f);
+	setenv("SLACK_OAUTH_CONFIG", path, 1);
+	snprintf(path, sizeof(path), "%s/slack-oauth.db", scratch);
+	setenv("SLACK_OAUTH_DB", path, 1);
 }
 
 #ifndef FUZZ_LIBFUZZER
